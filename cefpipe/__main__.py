@@ -1,0 +1,4 @@
+from cefpipe.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""The Kafka record contracts between stages: raw, enriched and dead-letter.
+
+Raw topic (written by ingest, read by enrich): one record per syslog message.
+The value is the message's bytes exactly as framed off the wire (framing removed,
+nothing else touched); the key is the sender's address, so one sender's messages
+stay in order on one partition. Headers carry what only the receiver knows.
+
+Enriched topic (written by enrich, read by the sink): one record per row, the
+value an orjson-encoded JSON object holding CommonSecurityLog columns plus the
+record-only fields ``Rule`` and ``Outcome`` (see :mod:`cefpipe.schema`). The
+sink puts these bytes into an upload unchanged, so each row is serialised once.
+
+Dead-letter topic (written by every stage): the value is the original bytes of
+what could not be handled (a raw message, or an enriched row the service
+refused); headers say which stage gave up, why, and where the bytes came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+# Raw record headers, set by ingest.
+HEADER_RECEIVED_AT_US: Final = "received_at_us"  # epoch microseconds, ASCII digits
+HEADER_PEER: Final = "peer"  # sender address "ip:port" as seen by the listener
+HEADER_TRANSPORT: Final = "transport"  # tcp, udp or tls
+HEADER_COLLECTOR: Final = "collector"  # the ingest instance that received it
+
+# Dead-letter record headers.
+HEADER_STAGE: Final = "stage"  # ingest, enrich or sink
+HEADER_REASON: Final = "reason"  # short stable code, e.g. not_cef
+HEADER_MESSAGE: Final = "message"  # one human sentence
+HEADER_SOURCE: Final = "source"  # where the bytes came from: peer or topic/partition/offset
+HEADER_DETAIL: Final = "detail"  # optional: service error code, request id, ...
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+def header(headers: Headers | None, name: str) -> str | None:
+    """The last value of header ``name`` decoded as UTF-8, or None."""
+    if not headers:
+        return None
+    found: bytes | None = None
+    for key, value in headers:
+        if key == name:
+            found = value
+    return None if found is None else found.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Why some bytes could not be carried further, and where they came from."""
+
+    stage: str
+    reason: str
+    message: str
+    source: str
+    detail: str = ""
+
+    def headers(self, extra: Headers = ()) -> list[tuple[str, bytes]]:
+        """Kafka headers for this dead letter, followed by ``extra``."""
+        out = [
+            (HEADER_STAGE, self.stage.encode()),
+            (HEADER_REASON, self.reason.encode()),
+            (HEADER_MESSAGE, self.message.encode()),
+            (HEADER_SOURCE, self.source.encode()),
+        ]
+        if self.detail:
+            out.append((HEADER_DETAIL, self.detail.encode()))
+        out.extend(extra)
+        return out
+
+    @classmethod
+    def from_headers(cls, headers: Headers | None) -> DeadLetter:
+        return cls(
+            stage=header(headers, HEADER_STAGE) or "",
+            reason=header(headers, HEADER_REASON) or "",
+            message=header(headers, HEADER_MESSAGE) or "",
+            source=header(headers, HEADER_SOURCE) or "",
+            detail=header(headers, HEADER_DETAIL) or "",
+        )

@@ -1,0 +1,1 @@
+"""A local stand-in for Entra ID and the Logs Ingestion API, over TLS."""

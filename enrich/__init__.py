@@ -1,0 +1,1 @@
+"""CEF parsing, CommonSecurityLog mapping and the Faust app that applies them."""

@@ -1,0 +1,1 @@
+"""Syslog listener that publishes each raw message to Kafka."""

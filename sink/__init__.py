@@ -1,0 +1,1 @@
+"""Batches enriched rows and uploads them through the Logs Ingestion API."""
