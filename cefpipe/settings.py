@@ -128,6 +128,7 @@ class EmulatorSettings:
     stream_name: str
     faults: str
     token_lifetime_secs: int
+    cert_hostnames: tuple[str, ...]
     metrics_port: int
 
     @property
@@ -157,6 +158,10 @@ class Settings:
     @property
     def emulator_ca_file(self) -> Path:
         return self.certs_dir / "ca.pem"
+
+    @property
+    def emulator_db_file(self) -> Path:
+        return self.home / "emulator" / "sentinel.db"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -356,6 +361,13 @@ def _load_emulator(env: _Env) -> EmulatorSettings:
         stream_name=env.text("EMULATOR_STREAM_NAME", DEFAULT_STREAM_NAME),
         faults=env.text("EMULATOR_FAULTS", ""),
         token_lifetime_secs=env.integer("EMULATOR_TOKEN_LIFETIME_SECS", 3600, minimum=1),
+        cert_hostnames=tuple(
+            name.strip()
+            for name in env.text(
+                "EMULATOR_CERT_HOSTNAMES", "localhost,127.0.0.1,::1,emulator"
+            ).split(",")
+            if name.strip()
+        ),
         metrics_port=env.port("EMULATOR_METRICS_PORT", 9104),
     )
 

@@ -1,0 +1,52 @@
+"""The native broker really runs Kafka: topics can be created, written and read."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from cefpipe.kafka_broker import is_reachable
+from tests.conftest import PipelineTopics
+
+pytestmark = pytest.mark.broker
+
+
+def test_broker_answers_metadata_requests(kafka_bootstrap: str) -> None:
+    assert is_reachable(kafka_bootstrap)
+
+
+def test_nothing_answers_on_an_unused_port() -> None:
+    from tests.conftest import free_port
+
+    assert not is_reachable(f"127.0.0.1:{free_port()}", timeout_secs=1.0)
+
+
+def test_records_round_trip_through_the_broker(
+    kafka_bootstrap: str, pipeline_topics: PipelineTopics
+) -> None:
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "compression.type": "lz4"})
+    for index in range(100):
+        producer.produce(pipeline_topics.raw, f"message {index}".encode(), key=b"k")
+    assert producer.flush(30) == 0
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([pipeline_topics.raw])
+    received: list[bytes] = []
+    try:
+        for _ in range(60):
+            for message in consumer.consume(200, timeout=1.0):
+                assert message.error() is None
+                received.append(message.value())
+            if len(received) >= 100:
+                break
+    finally:
+        consumer.close()
+    assert received == [f"message {index}".encode() for index in range(100)]
