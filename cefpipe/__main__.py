@@ -1,4 +1,5 @@
-from cefpipe.cli import main
 import sys
+
+from cefpipe.cli import main
 
 sys.exit(main())

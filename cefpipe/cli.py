@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("up", _run_up, "start Kafka, the emulator, ingest, enrich and sink locally")
     status = add("status", _run_status, "exit 0 when every local component is healthy")
     status.add_argument("--json", action="store_true", help="print the report as JSON")
-    demo = add("demo", _run_demo, "start the stack, replay a sample, print both queries")
+    demo = add(
+        "demo", _run_demo, "start the stack, replay a sample, print both queries"
+    )
     demo.add_argument("file", nargs="?", type=Path, help="syslog lines to replay")
 
     for name, handler, text in (
@@ -132,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=("start", "stop", "status"))
 
     send = add("send", _run_send, "replay syslog lines from a file to a listener")
-    send.add_argument("file", type=Path, help="one syslog message per line ('-' = stdin)")
+    send.add_argument(
+        "file", type=Path, help="one syslog message per line ('-' = stdin)"
+    )
     send.add_argument("--host", help="listener address (default 127.0.0.1)")
     send.add_argument("--port", type=int, help="listener port (default SYSLOG_PORT)")
     send.add_argument("--udp", action="store_true", help="one datagram per message")
@@ -140,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--octet-counted", action="store_true", help="frame TCP as RFC 6587 LEN SP MSG"
     )
 
-    parse = add("parse", _run_parse, "parse syslog CEF lines into CommonSecurityLog rows")
+    parse = add(
+        "parse", _run_parse, "parse syslog CEF lines into CommonSecurityLog rows"
+    )
     parse.add_argument("file", nargs="?", type=Path, help="input file (default stdin)")
     parse.add_argument(
         "--octet-counted",

@@ -95,8 +95,12 @@ class LocalBroker:
 
     def start(self) -> None:
         """Fetch jars if needed, format storage once, launch, wait until it answers."""
-        if self.running_pid() is not None and is_reachable(self.config.bootstrap_servers):
-            logger.info("Kafka broker already running at %s", self.config.bootstrap_servers)
+        if self.running_pid() is not None and is_reachable(
+            self.config.bootstrap_servers
+        ):
+            logger.info(
+                "Kafka broker already running at %s", self.config.bootstrap_servers
+            )
             return
         _check_java()
         self.ensure_jars()
@@ -161,7 +165,9 @@ class LocalBroker:
         with tempfile.TemporaryDirectory(dir=lib.parent) as scratch:
             pom = Path(scratch) / "pom.xml"
             template = resources.files("cefpipe.data").joinpath("kafka-broker-pom.xml")
-            pom.write_text(template.read_text().replace("KAFKA_VERSION", self.config.version))
+            pom.write_text(
+                template.read_text().replace("KAFKA_VERSION", self.config.version)
+            )
             staged = Path(scratch) / "lib"
             result = subprocess.run(  # noqa: S603 - fixed argument list
                 [
@@ -203,7 +209,9 @@ class LocalBroker:
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{cfg.broker_port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+            ),
             "log.dirs": str(cfg.data_dir),
             "num.partitions": str(cfg.partitions),
             "offsets.topic.replication.factor": "1",
@@ -253,7 +261,9 @@ class LocalBroker:
             check=False,
         )
         if result.returncode != 0:
-            raise BrokerError(f"formatting Kafka storage failed: {result.stderr.strip()}")
+            raise BrokerError(
+                f"formatting Kafka storage failed: {result.stderr.strip()}"
+            )
 
     def _launch(self) -> subprocess.Popen[bytes]:
         stdout = (self.config.log_dir / "stdout.log").open("ab")

@@ -22,21 +22,30 @@ def broker_config(settings: Settings) -> BrokerConfig:
 
 
 def run(settings: Settings, action: str) -> int:
-    configure_logging("kafka", settings.instance, settings.log_level, settings.log_format)
+    configure_logging(
+        "kafka", settings.instance, settings.log_level, settings.log_format
+    )
     kafka = settings.kafka
     if kafka.external:
         reachable = is_reachable(kafka.bootstrap_servers)
         state = "reachable" if reachable else "NOT reachable"
-        print(f"using the broker at KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers} ({state})")
+        print(
+            "using the broker at KAFKA_BOOTSTRAP_SERVERS="
+            f"{kafka.bootstrap_servers} ({state})"
+        )
         if action == "start" and reachable:
-            ensure_topics(kafka.bootstrap_servers, pipeline_topics(kafka), kafka.topic_partitions)
+            ensure_topics(
+                kafka.bootstrap_servers, pipeline_topics(kafka), kafka.topic_partitions
+            )
         return 0 if reachable or action == "stop" else 1
 
     broker = LocalBroker(broker_config(settings))
     try:
         if action == "start":
             broker.start()
-            ensure_topics(kafka.bootstrap_servers, pipeline_topics(kafka), kafka.topic_partitions)
+            ensure_topics(
+                kafka.bootstrap_servers, pipeline_topics(kafka), kafka.topic_partitions
+            )
             print(f"Kafka {kafka.version} running at {kafka.bootstrap_servers}")
             return 0
         if action == "stop":

@@ -49,7 +49,9 @@ class TextFormatter(logging.Formatter):
     """Human-readable lines for a terminal, extras appended as key=value."""
 
     def __init__(self, component: str) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s " + component + " %(name)s: %(message)s")
+        super().__init__(
+            "%(asctime)s %(levelname)-7s " + component + " %(name)s: %(message)s"
+        )
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)

@@ -31,21 +31,28 @@ HEADER_COLLECTOR: Final = "collector"  # the ingest instance that received it
 HEADER_STAGE: Final = "stage"  # ingest, enrich or sink
 HEADER_REASON: Final = "reason"  # short stable code, e.g. not_cef
 HEADER_MESSAGE: Final = "message"  # one human sentence
-HEADER_SOURCE: Final = "source"  # where the bytes came from: peer or topic/partition/offset
+HEADER_SOURCE: Final = (
+    "source"  # where the bytes came from: peer or topic/partition/offset
+)
 HEADER_DETAIL: Final = "detail"  # optional: service error code, request id, ...
 
-Headers = Sequence[tuple[str, bytes]]
+# Headers as Kafka clients hand them over (confluent-kafka and aiokafka alike).
+Headers = Sequence[tuple[str, str | bytes | None]]
+# Headers as confluent-kafka's produce() takes them.
+KafkaHeaders = list[tuple[str, str | bytes | None]]
 
 
 def header(headers: Headers | None, name: str) -> str | None:
     """The last value of header ``name`` decoded as UTF-8, or None."""
     if not headers:
         return None
-    found: bytes | None = None
+    found: str | bytes | None = None
     for key, value in headers:
         if key == name:
             found = value
-    return None if found is None else found.decode("utf-8", "replace")
+    if isinstance(found, bytes):
+        return found.decode("utf-8", "replace")
+    return found
 
 
 @dataclass(frozen=True)
@@ -58,9 +65,9 @@ class DeadLetter:
     source: str
     detail: str = ""
 
-    def headers(self, extra: Headers = ()) -> list[tuple[str, bytes]]:
+    def headers(self, extra: Headers = ()) -> KafkaHeaders:
         """Kafka headers for this dead letter, followed by ``extra``."""
-        out = [
+        out: KafkaHeaders = [
             (HEADER_STAGE, self.stage.encode()),
             (HEADER_REASON, self.reason.encode()),
             (HEADER_MESSAGE, self.message.encode()),

@@ -78,6 +78,7 @@ class IngestSettings:
     linger_ms: int
     compression: str
     queue_max_messages: int
+    partitioning: str
     metrics_port: int
 
 
@@ -226,7 +227,9 @@ class _Env:
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         value = self.text(name, default).lower()
         if value not in allowed:
-            raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+            raise SettingsError(
+                f"{name} must be one of {', '.join(allowed)}, got {value!r}"
+            )
         return value
 
 
@@ -257,7 +260,9 @@ def _load(env: _Env) -> Settings:
 def _load_kafka(env: _Env) -> KafkaSettings:
     broker_port = env.port("KAFKA_BROKER_PORT", 9092)
     return KafkaSettings(
-        bootstrap_servers=env.text("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{broker_port}"),
+        bootstrap_servers=env.text(
+            "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{broker_port}"
+        ),
         external=env.has("KAFKA_BOOTSTRAP_SERVERS"),
         version=env.text("CEFPIPE_KAFKA_VERSION", DEFAULT_KAFKA_VERSION),
         broker_port=broker_port,
@@ -281,14 +286,15 @@ def _load_ingest(env: _Env) -> IngestSettings:
         tls_port=env.port("SYSLOG_TLS_PORT", 6514),
         tls_cert_file=cert,
         tls_key_file=key,
-        max_message_bytes=env.integer("SYSLOG_MAX_MESSAGE_BYTES", 256 * 1024, minimum=64),
+        max_message_bytes=env.integer(
+            "SYSLOG_MAX_MESSAGE_BYTES", 256 * 1024, minimum=64
+        ),
         max_connections=env.integer("SYSLOG_MAX_CONNECTIONS", 2000, minimum=1),
         idle_timeout_secs=env.number("SYSLOG_IDLE_TIMEOUT_SECS", 600.0, minimum=1.0),
         linger_ms=env.integer("INGEST_LINGER_MS", 20),
-        compression=env.choice(
-            "INGEST_COMPRESSION", "lz4", ("lz4", "none")
-        ),
+        compression=env.choice("INGEST_COMPRESSION", "lz4", ("lz4", "none")),
         queue_max_messages=env.integer("INGEST_QUEUE_MAX_MESSAGES", 200_000, minimum=1),
+        partitioning=env.choice("INGEST_PARTITIONING", "sender", ("sender", "spread")),
         metrics_port=env.port("INGEST_METRICS_PORT", 9101),
     )
 
@@ -300,7 +306,9 @@ def _load_sink(env: _Env, home: Path, emulator: EmulatorSettings) -> SinkSetting
         endpoint = emulator.url
     assert endpoint is not None
     if not endpoint.startswith("https://"):
-        raise SettingsError(f"SENTINEL_ENDPOINT must be an https:// URL, got {endpoint!r}")
+        raise SettingsError(
+            f"SENTINEL_ENDPOINT must be an https:// URL, got {endpoint!r}"
+        )
 
     ca_file = env.optional_path("SENTINEL_CA_FILE")
     if ca_file is None and local:
@@ -317,7 +325,9 @@ def _load_sink(env: _Env, home: Path, emulator: EmulatorSettings) -> SinkSetting
         )
         or _missing("SENTINEL_DCR_IMMUTABLE_ID"),
         stream_name=env.text("SENTINEL_STREAM_NAME", DEFAULT_STREAM_NAME),
-        token_scope=env.text("SENTINEL_TOKEN_SCOPE", "https://monitor.azure.com/.default"),
+        token_scope=env.text(
+            "SENTINEL_TOKEN_SCOPE", "https://monitor.azure.com/.default"
+        ),
         ca_file=ca_file,
         tenant_id=env.text("AZURE_TENANT_ID", LOCAL_TENANT_ID if local else ""),
         client_id=env.text("AZURE_CLIENT_ID", LOCAL_CLIENT_ID if local else ""),
@@ -360,7 +370,9 @@ def _load_emulator(env: _Env) -> EmulatorSettings:
         dcr_immutable_id=env.text("EMULATOR_DCR_IMMUTABLE_ID", LOCAL_DCR_IMMUTABLE_ID),
         stream_name=env.text("EMULATOR_STREAM_NAME", DEFAULT_STREAM_NAME),
         faults=env.text("EMULATOR_FAULTS", ""),
-        token_lifetime_secs=env.integer("EMULATOR_TOKEN_LIFETIME_SECS", 3600, minimum=1),
+        token_lifetime_secs=env.integer(
+            "EMULATOR_TOKEN_LIFETIME_SECS", 3600, minimum=1
+        ),
         cert_hostnames=tuple(
             name.strip()
             for name in env.text(

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from cefpipe.settings import KafkaSettings, Settings
 
@@ -44,13 +45,17 @@ def ensure_topics(
                 partitions,
             )
     wanted = [
-        NewTopic(name, num_partitions=partitions, replication_factor=_replication(admin))
+        NewTopic(
+            name, num_partitions=partitions, replication_factor=_replication(admin)
+        )
         for name in names
         if name not in existing
     ]
     if not wanted:
         return
-    for name, future in admin.create_topics(wanted, request_timeout=timeout_secs).items():
+    for name, future in admin.create_topics(
+        wanted, request_timeout=timeout_secs
+    ).items():
         try:
             future.result()
             logger.info("created topic %s with %d partitions", name, partitions)
@@ -69,7 +74,9 @@ def run(settings: Settings) -> int:
     """``cefpipe topics``: create the raw, enriched and dead-letter topics."""
     from cefpipe.logconfig import configure_logging
 
-    configure_logging("topics", settings.instance, settings.log_level, settings.log_format)
+    configure_logging(
+        "topics", settings.instance, settings.log_level, settings.log_format
+    )
     ensure_topics(
         settings.kafka.bootstrap_servers,
         pipeline_topics(settings.kafka),

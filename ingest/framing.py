@@ -99,11 +99,11 @@ class FrameDecoder:
     def _next_frame(self) -> Frame | None:
         if self._buffer[0] in b"123456789":
             frame = self._octet_frame()
-            if frame is not _NOT_OCTET:
+            if not isinstance(frame, _NotOctet):
                 return frame
         return self._delimited_frame()
 
-    def _octet_frame(self) -> Frame | None | object:
+    def _octet_frame(self) -> Frame | _NotOctet | None:
         """An octet-counted frame, None if incomplete, _NOT_OCTET if not one."""
         match = _OCTET_PREFIX.match(self._buffer)
         if match is None:
@@ -146,7 +146,11 @@ class FrameDecoder:
         return Frame(data)
 
 
-_NOT_OCTET: Final = object()
+class _NotOctet:
+    """Marks a frame that starts with a digit but is not octet-counted."""
+
+
+_NOT_OCTET: Final = _NotOctet()
 
 
 def _find_delimiter(buffer: bytearray) -> int:

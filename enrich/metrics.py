@@ -1,0 +1,47 @@
+"""What the enrich stage counts; incremented once per batch, not per event."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES_CONSUMED = Counter(
+    "cefpipe_enrich_messages_consumed",
+    "Raw records taken from the raw topic.",
+)
+ROWS_PRODUCED = Counter(
+    "cefpipe_enrich_rows_produced",
+    "CommonSecurityLog rows the broker acknowledged on the enriched topic.",
+)
+MESSAGES_REJECTED = Counter(
+    "cefpipe_enrich_messages_rejected",
+    "Raw records that could not become a row and went to the dead-letter topic.",
+    ["reason"],
+)
+VALUES_TRUNCATED = Counter(
+    "cefpipe_enrich_values_truncated",
+    "Column values cut to the service's 64 KB field limit, by column.",
+    ["column"],
+)
+DUPLICATE_KEYS = Counter(
+    "cefpipe_enrich_duplicate_keys",
+    "CEF extension keys that appeared more than once in an event (the last won).",
+)
+DELIVERY_RETRIES = Counter(
+    "cefpipe_enrich_delivery_retries",
+    "Records produced again after Kafka refused them.",
+)
+ERRORS = Counter(
+    "cefpipe_errors",
+    "Errors by stage and kind.",
+    ["stage", "kind"],
+)
+BATCH_SECONDS = Histogram(
+    "cefpipe_enrich_batch_seconds",
+    "Time to parse, map and deliver one batch of raw records.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+BATCH_EVENTS = Histogram(
+    "cefpipe_enrich_batch_events",
+    "Raw records per batch.",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+)

@@ -1,0 +1,89 @@
+"""``cefpipe ingest``: run the syslog listener until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import time
+
+from cefpipe.logconfig import configure_logging
+from cefpipe.metrics import Health, MetricsServer
+from cefpipe.settings import IngestSettings, Settings
+from ingest.listener import SyslogListener
+from ingest.publisher import RawPublisher
+
+logger = logging.getLogger(__name__)
+
+_SHUTDOWN_FLUSH_SECS = 30.0
+_DELIVERY_STALL_SECS = 60.0
+
+
+def run(settings: Settings) -> int:
+    configure_logging(
+        "ingest", settings.instance, settings.log_level, settings.log_format
+    )
+    try:
+        return asyncio.run(_serve(settings))
+    except OSError as exc:
+        logger.error("ingest could not start: %s", exc)
+        return 1
+
+
+async def _serve(settings: Settings) -> int:
+    health = Health()
+    metrics_server = MetricsServer(
+        settings.metrics_bind_host, settings.ingest.metrics_port, health
+    ).start()
+    publisher = RawPublisher(settings)
+    listener = SyslogListener(
+        settings.ingest, publisher, settings.instance, _tls_context(settings.ingest)
+    )
+    await listener.start()
+    health.register("listening", lambda: (True, f"bound {listener.bound}"))
+    health.register("kafka_delivery", lambda: _delivery_health(publisher))
+    logger.info(
+        "syslog listening on %s: %s; publishing to %s at %s",
+        settings.ingest.bind_host,
+        ", ".join(f"{name} {port}" for name, port in listener.bound.items()),
+        settings.kafka.topic_raw,
+        settings.kafka.bootstrap_servers,
+    )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    reports = asyncio.create_task(publisher.run_delivery_reports())
+    await stop.wait()
+
+    logger.info(
+        "stopping: closing listeners, then flushing %d queued messages",
+        publisher.queued,
+    )
+    await listener.stop()
+    reports.cancel()
+    lost = publisher.close(_SHUTDOWN_FLUSH_SECS)
+    metrics_server.stop()
+    return 0 if lost == 0 else 1
+
+
+def _tls_context(settings: IngestSettings) -> ssl.SSLContext | None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    return context
+
+
+def _delivery_health(publisher: RawPublisher) -> tuple[bool, str]:
+    if publisher.last_delivery_error is None:
+        return True, f"{publisher.queued} queued"
+    stalled = time.monotonic() - publisher.last_delivery_ok
+    healthy = stalled < _DELIVERY_STALL_SECS
+    return healthy, (
+        f"last delivery failed ({publisher.last_delivery_error}); "
+        f"no delivery for {stalled:.0f}s"
+    )

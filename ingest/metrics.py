@@ -1,0 +1,52 @@
+"""What the syslog listener counts; served by :class:`cefpipe.metrics.MetricsServer`."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+MESSAGES_RECEIVED = Counter(
+    "cefpipe_ingest_messages_received",
+    "Syslog messages cut from the wire, by transport.",
+    ["transport"],
+)
+BYTES_RECEIVED = Counter(
+    "cefpipe_ingest_bytes_received",
+    "Bytes read from syslog senders, by transport.",
+    ["transport"],
+)
+MESSAGES_PUBLISHED = Counter(
+    "cefpipe_ingest_messages_published",
+    "Messages the broker acknowledged on the raw topic.",
+)
+MESSAGES_DEAD_LETTERED = Counter(
+    "cefpipe_ingest_messages_dead_lettered",
+    "Messages sent to the dead-letter topic instead of the raw topic, by reason.",
+    ["reason"],
+)
+EMPTY_FRAMES = Counter(
+    "cefpipe_ingest_empty_frames",
+    "Zero-length frames (consecutive delimiters): framing, not messages.",
+)
+ERRORS = Counter(
+    "cefpipe_errors",
+    "Errors by stage and kind.",
+    ["stage", "kind"],
+)
+CONNECTIONS_OPEN = Gauge(
+    "cefpipe_ingest_connections_open",
+    "Stream connections open now, by transport.",
+    ["transport"],
+)
+CONNECTIONS_REFUSED = Counter(
+    "cefpipe_ingest_connections_refused",
+    "Stream connections closed on arrival, by reason.",
+    ["reason"],
+)
+PRODUCER_QUEUE = Gauge(
+    "cefpipe_ingest_producer_queue_messages",
+    "Messages waiting in the Kafka producer's local queue.",
+)
+BACKPRESSURE_SECONDS = Counter(
+    "cefpipe_ingest_backpressure_seconds",
+    "Time spent not reading from senders because the producer queue was full.",
+)

@@ -1,0 +1,143 @@
+"""Hand raw syslog messages to Kafka with confluent-kafka, and push back when full.
+
+The producer is idempotent with ``acks=all``, so a broker hiccup neither loses
+nor duplicates what it already accepted. When its local queue is full the
+listener must stop reading from senders (TCP flow control then slows them down)
+rather than spin or drop: :meth:`RawPublisher.publish` waits for room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from cefpipe.ratelog import RateLimitedLog
+from cefpipe.records import DeadLetter, KafkaHeaders
+from cefpipe.settings import Settings
+from ingest import metrics
+
+logger = logging.getLogger(__name__)
+
+
+_POLL_INTERVAL_SECS = 0.05
+_FULL_QUEUE_WAIT_SECS = 0.01
+
+
+class RawPublisher:
+    """Publishes raw messages and ingest's own dead letters.
+
+    Call :meth:`run_delivery_reports` as a task for the publisher's lifetime and
+    :meth:`close` once at shutdown.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        ingest = settings.ingest
+        self._topic = settings.kafka.topic_raw
+        self._dead_letter_topic = settings.kafka.topic_dead_letter
+        self._keyed = ingest.partitioning == "sender"
+        self._producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                "client.id": f"cefpipe-ingest-{settings.instance}",
+                "enable.idempotence": True,
+                "acks": "all",
+                "compression.type": ingest.compression,
+                "linger.ms": ingest.linger_ms,
+                "queue.buffering.max.messages": ingest.queue_max_messages,
+                "message.max.bytes": max(1_048_576, ingest.max_message_bytes + 65_536),
+            }
+        )
+        self._failures = RateLimitedLog(logger)
+        self.last_delivery_error: str | None = None
+        self.last_delivery_ok = time.monotonic()
+
+    def try_publish(self, value: bytes, key: bytes, headers: KafkaHeaders) -> bool:
+        """Queue one message; False when the producer's queue is full."""
+        try:
+            self._producer.produce(
+                self._topic,
+                value,
+                key if self._keyed else None,
+                headers=headers,
+                on_delivery=self._on_delivery,
+            )
+        except BufferError:
+            return False
+        return True
+
+    async def publish(self, value: bytes, key: bytes, headers: KafkaHeaders) -> None:
+        """Queue one message, waiting (and so not reading) while the queue is full."""
+        if self.try_publish(value, key, headers):
+            return
+        started = time.monotonic()
+        while not self.try_publish(value, key, headers):
+            self._producer.poll(0)
+            await asyncio.sleep(_FULL_QUEUE_WAIT_SECS)
+        metrics.BACKPRESSURE_SECONDS.inc(time.monotonic() - started)
+
+    async def dead_letter(
+        self, value: bytes, dead: DeadLetter, headers: KafkaHeaders
+    ) -> None:
+        """Send bytes that will never become a raw record to the dead-letter topic."""
+        while True:
+            try:
+                self._producer.produce(
+                    self._dead_letter_topic,
+                    value,
+                    headers=dead.headers(headers),
+                    on_delivery=self._on_dead_letter_delivery,
+                )
+                break
+            except BufferError:
+                self._producer.poll(0)
+                await asyncio.sleep(_FULL_QUEUE_WAIT_SECS)
+        metrics.MESSAGES_DEAD_LETTERED.labels(dead.reason).inc()
+
+    async def run_delivery_reports(self) -> None:
+        """Serve delivery reports until cancelled; they update metrics and health."""
+        while True:
+            self._producer.poll(0)
+            metrics.PRODUCER_QUEUE.set(len(self._producer))
+            await asyncio.sleep(_POLL_INTERVAL_SECS)
+
+    def close(self, timeout_secs: float) -> int:
+        """Deliver what is queued within ``timeout_secs``; return how many were not."""
+        remaining = int(self._producer.flush(timeout_secs))
+        if remaining:
+            logger.error(
+                "%d messages were still queued for Kafka when ingest stopped and "
+                "are lost; was the broker reachable?",
+                remaining,
+            )
+        return remaining
+
+    @property
+    def queued(self) -> int:
+        return len(self._producer)
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            metrics.MESSAGES_PUBLISHED.inc()
+            self.last_delivery_ok = time.monotonic()
+            self.last_delivery_error = None
+            return
+        self._delivery_failed(error)
+
+    def _on_dead_letter_delivery(
+        self, error: KafkaError | None, message: Message
+    ) -> None:
+        if error is not None:
+            self._delivery_failed(error)
+
+    def _delivery_failed(self, error: KafkaError) -> None:
+        metrics.ERRORS.labels("ingest", "delivery").inc()
+        self.last_delivery_error = error.str()
+        self._failures.log(
+            logging.ERROR,
+            "delivery",
+            "Kafka refused a message after all retries, it is lost: %s",
+            error.str(),
+        )
