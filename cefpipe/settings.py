@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOCAL_TENANT_ID = "cefpipe-local-tenant"
 LOCAL_CLIENT_ID = "cefpipe-local-client"
@@ -131,11 +132,8 @@ class EmulatorSettings:
     token_lifetime_secs: int
     cert_hostnames: tuple[str, ...]
     metrics_port: int
-
-    @property
-    def url(self) -> str:
-        host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "") else self.bind_host  # noqa: S104
-        return f"https://{host}:{self.port}"
+    # Where clients reach the emulator (differs from the bind address in compose).
+    url: str
 
 
 @dataclass(frozen=True)
@@ -169,12 +167,46 @@ class Settings:
         """Parse every setting; raise SettingsError naming the first bad one."""
         return _load(_Env(os.environ if env is None else env))
 
+    @staticmethod
+    def variable_names() -> frozenset[str]:
+        """Every environment variable cefpipe reads (for docs and config checks)."""
+        env = _Env({})
+        _load(env)
+        return env.names
+
+
+class _Recording(Mapping[str, str]):
+    """A read-only view of the environment that remembers which names were read."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.seen: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.seen.add(name)
+        return self._env[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.seen.add(name)
+        return self._env.get(name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
 
 class _Env:
     """Typed accessors over one environment mapping, with clear errors."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
+        self._env = _Recording(env)
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every variable name this loader has looked up so far."""
+        return frozenset(self._env.seen)
 
     def has(self, name: str) -> bool:
         return bool(self._env.get(name, "").strip())
@@ -361,9 +393,10 @@ def _load_sink(env: _Env, home: Path, emulator: EmulatorSettings) -> SinkSetting
 
 
 def _load_emulator(env: _Env) -> EmulatorSettings:
+    port = env.port("EMULATOR_PORT", 8443)
     return EmulatorSettings(
         bind_host=env.text("EMULATOR_BIND_HOST", "127.0.0.1"),
-        port=env.port("EMULATOR_PORT", 8443),
+        port=port,
         tenant_id=env.text("EMULATOR_TENANT_ID", LOCAL_TENANT_ID),
         client_id=env.text("EMULATOR_CLIENT_ID", LOCAL_CLIENT_ID),
         client_secret=Secret(env.text("EMULATOR_CLIENT_SECRET", LOCAL_CLIENT_SECRET)),
@@ -381,6 +414,7 @@ def _load_emulator(env: _Env) -> EmulatorSettings:
             if name.strip()
         ),
         metrics_port=env.port("EMULATOR_METRICS_PORT", 9104),
+        url=env.text("EMULATOR_URL", f"https://127.0.0.1:{port}").rstrip("/"),
     )
 
 

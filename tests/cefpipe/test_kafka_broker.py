@@ -26,7 +26,9 @@ def test_nothing_answers_on_an_unused_port() -> None:
 def test_records_round_trip_through_the_broker(
     kafka_bootstrap: str, pipeline_topics: PipelineTopics
 ) -> None:
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "compression.type": "lz4"})
+    producer = Producer(
+        {"bootstrap.servers": kafka_bootstrap, "compression.type": "lz4"}
+    )
     for index in range(100):
         producer.produce(pipeline_topics.raw, f"message {index}".encode(), key=b"k")
     assert producer.flush(30) == 0

@@ -1,0 +1,67 @@
+"""Reading what the pipeline wrote, straight from the broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+
+def read_records(
+    bootstrap: str, topic: str, expected: int, timeout_secs: float = 60.0
+) -> list[Record]:
+    """Read a topic from the start until ``expected`` records arrived or time ran out.
+
+    Keeps reading one more second after reaching ``expected`` so that a test
+    also sees records that should not be there.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout_secs
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            if settle_until is not None and time.monotonic() > settle_until:
+                break
+            for message in consumer.consume(500, timeout=0.5):
+                if message.error() is not None:
+                    continue
+                records.append(
+                    Record(
+                        message.topic(),
+                        message.partition(),
+                        message.offset(),
+                        message.key(),
+                        message.value() or b"",
+                        {
+                            name: value
+                            for name, value in (message.headers() or [])
+                            if isinstance(value, bytes)
+                        },
+                    )
+                )
+            if len(records) >= expected and settle_until is None:
+                settle_until = time.monotonic() + 1.0
+    finally:
+        consumer.close()
+    return records
