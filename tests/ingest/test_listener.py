@@ -92,7 +92,7 @@ async def send_tcp(port: int, payload: bytes, tls: bool = False) -> None:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
     writer.write(payload)
     await writer.drain()
     writer.close()
