@@ -93,7 +93,9 @@ def wait_for_rows(settings: Settings, count: int) -> int:
 
 
 def run(base: Settings, file: Path | None) -> int:
-    configure_logging("demo", base.instance, base.log_level, base.log_format)
+    # The demo's own output is the report; its progress lines only matter when asked.
+    quiet = "WARNING" if base.log_level == "INFO" else base.log_level
+    configure_logging("demo", base.instance, quiet, base.log_format)
     sample = file or Path(str(resources.files("cefpipe.data") / "contrast-sample.log"))
     messages = list(read_messages(sample))
     env = demo_environment(base)

@@ -87,6 +87,7 @@ class IngestSettings:
 class EnrichSettings:
     batch_max_events: int
     batch_wait_secs: float
+    max_in_flight_events: int
     metrics_port: int
 
 
@@ -282,6 +283,9 @@ def _load(env: _Env) -> Settings:
         enrich=EnrichSettings(
             batch_max_events=env.integer("ENRICH_BATCH_MAX_EVENTS", 2000, minimum=1),
             batch_wait_secs=env.number("ENRICH_BATCH_WAIT_SECS", 0.05),
+            max_in_flight_events=env.integer(
+                "ENRICH_MAX_IN_FLIGHT_EVENTS", 20_000, minimum=1
+            ),
             metrics_port=env.port("ENRICH_METRICS_PORT", 9102),
         ),
         sink=_load_sink(env, home, emulator),

@@ -4,8 +4,10 @@ Faust owns the consumer group, partition assignment and offset commits; the
 agent's body owns parsing and delivery (see :mod:`enrich.batch`). Settings that
 matter for correctness:
 
-- ``at_least_once``: a batch is acknowledged only after its body returned,
-  which is after Kafka acknowledged every row and dead letter it produced.
+- ``at_least_once`` with manual acknowledgement: a batch is acknowledged to
+  Faust only once Kafka acknowledged every row and dead letter it produced, while
+  the agent already works on the next batches (bounded by
+  ``ENRICH_MAX_IN_FLIGHT_EVENTS``).
 - one actor per agent: in this Faust version ``concurrency > 1`` can commit past
   an unfinished message and lose it on a crash.
 - no tables, no leader topic, no topic creation: the stage is stateless and the
@@ -14,6 +16,7 @@ matter for correctness:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import time
@@ -30,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 APP_ID = "cefpipe-enrich"
 _HEARTBEAT_SECS = 5.0
+_DELIVERY_POLL_SECS = 0.002
+_IDLE_POLL_SECS = 0.05
 
 
 @dataclass
@@ -78,12 +83,19 @@ def build_app(settings: Settings) -> EnrichRuntime:
     raw_topic = app.topic(kafka.topic_raw, key_type=bytes, value_type=bytes)
     batch_max = settings.enrich.batch_max_events
     batch_wait = settings.enrich.batch_wait_secs
+    max_in_flight = settings.enrich.max_in_flight_events
 
     @app.agent(raw_topic, name="enrich-raw", concurrency=1)
     async def enrich_raw(stream: Any) -> None:
-        async for events in stream.take_events(batch_max, within=batch_wait):
-            await enricher.handle([event.message for event in events])
-            runtime.batches += 1
+        acknowledger = asyncio.create_task(_acknowledge_completed(stream, runtime))
+        try:
+            async for events in stream.noack_take(batch_max, within=batch_wait):
+                enricher.submit([event.message for event in events], events)
+                runtime.batches += 1
+                while enricher.pending_records > max_in_flight:
+                    await asyncio.sleep(_DELIVERY_POLL_SECS)
+        finally:
+            acknowledger.cancel()
 
     @app.timer(_HEARTBEAT_SECS)  # type: ignore[untyped-decorator]
     async def heartbeat() -> None:
@@ -100,3 +112,19 @@ def build_app(settings: Settings) -> EnrichRuntime:
             )
 
     return runtime
+
+
+async def _acknowledge_completed(stream: Any, runtime: EnrichRuntime) -> None:
+    """Acknowledge each batch to Faust once Kafka acknowledged all its outputs.
+
+    Faust commits only offsets of acknowledged events, and only up to the first
+    gap, so a batch still in flight holds back the commit of everything after
+    it on the same partition.
+    """
+    enricher = runtime.enricher
+    while True:
+        for batch in enricher.completed():
+            for event in batch.tokens:
+                await stream.ack(event)
+        idle = enricher.pending_records == 0
+        await asyncio.sleep(_IDLE_POLL_SECS if idle else _DELIVERY_POLL_SECS)

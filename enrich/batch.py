@@ -1,21 +1,23 @@
-"""Turn one batch of raw records into rows and dead letters, and see them delivered.
+"""Turn batches of raw records into rows and dead letters, and track their delivery.
 
-The Faust agent hands over a batch; this module parses and maps every record,
-produces the results with one confluent-kafka producer (far cheaper per record
-than a Faust ``send`` per event), and returns only when Kafka acknowledged all of
-them. The agent acknowledges the batch after that, so a crash at any point
-replays records rather than losing them (at-least-once).
+The Faust agent hands over a batch; :meth:`BatchEnricher.submit` parses and maps
+every record and produces the results with one confluent-kafka producer (far
+cheaper per record than a Faust ``send`` per event). Delivery is asynchronous:
+the agent goes on with the next batch while Kafka acknowledges this one, and
+:meth:`BatchEnricher.completed` hands back, in order, the batches whose every
+output Kafka acknowledged. Only those are acknowledged to Faust, so a crash at
+any point replays records rather than losing them (at-least-once).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter as Tally
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -69,17 +71,33 @@ class _Outgoing:
     raw: bytes
     is_row: bool
     error: KafkaError | None = None
-    delivered: bool = False
 
 
 @dataclass
-class BatchResult:
+class InFlightBatch:
+    """A batch whose outputs are on their way to Kafka.
+
+    ``tokens`` are whatever the caller must acknowledge once the batch is done
+    (Faust events); this module never looks at them.
+    """
+
+    tokens: Sequence[Any]
+    size: int
+    started: float
+    outstanding: int = 0
+    failed: list[_Outgoing] = field(default_factory=list)
+    attempts: int = 0
+    retry_at: float | None = None
     rows: int = 0
     rejected: Tally[str] = field(default_factory=Tally)
 
+    @property
+    def done(self) -> bool:
+        return self.outstanding == 0 and not self.failed
+
 
 class BatchEnricher:
-    """Enriches batches for one agent. Not safe to share between agents."""
+    """Enriches batches for one agent. Not thread-safe: use it from one event loop."""
 
     def __init__(
         self, producer: Producer, enriched_topic: str, dead_letter_topic: str
@@ -87,37 +105,68 @@ class BatchEnricher:
         self._producer = producer
         self._enriched_topic = enriched_topic
         self._dead_letter_topic = dead_letter_topic
+        self._in_flight: deque[InFlightBatch] = deque()
         self._problems = RateLimitedLog(logger)
+        self.pending_records = 0
         self.delivery_failing_since: float | None = None
 
-    async def handle(self, records: Sequence[RawRecord]) -> BatchResult:
-        """Parse, map and deliver one batch; return once every output is acknowledged.
+    def submit(self, records: Sequence[RawRecord], tokens: Sequence[Any]) -> None:
+        """Parse, map and produce one batch; never raises for bad input.
 
-        Raises nothing for bad input (it becomes dead letters). While Kafka
-        refuses writes, keeps retrying with backoff: the batch stays
-        unacknowledged, so nothing behind it is committed either.
+        Args:
+            records: the raw records, in partition order.
+            tokens: handed back by :meth:`completed` once every output of this
+                batch was acknowledged by Kafka.
         """
-        started = time.perf_counter()
-        outgoing, result = self._convert(records)
-        await self._deliver(outgoing)
-        self._account(records, result, time.perf_counter() - started)
-        return result
+        batch = InFlightBatch(tokens, len(records), time.perf_counter())
+        for item in self._convert(records, batch):
+            self._produce(item, batch)
+        self._in_flight.append(batch)
+        self.pending_records += batch.size
+        self._producer.poll(0)
+
+    def completed(self) -> list[InFlightBatch]:
+        """Serve delivery reports; return finished batches, oldest first.
+
+        Call often (every few milliseconds while :attr:`pending_records` > 0).
+        Batches with refused outputs are retried with backoff, or their records
+        dead-lettered when Kafka will never take them; they complete after that.
+        """
+        self._producer.poll(0)
+        finished: list[InFlightBatch] = []
+        now = time.monotonic()
+        for batch in self._in_flight:
+            if batch.outstanding == 0 and batch.failed:
+                self._retry_failed(batch, now)
+        while self._in_flight and self._in_flight[0].done:
+            batch = self._in_flight.popleft()
+            self.pending_records -= batch.size
+            self._account(batch)
+            finished.append(batch)
+        if not any(batch.failed for batch in self._in_flight):
+            self.delivery_failing_since = None
+        return finished
+
+    def flush(self, timeout_secs: float) -> int:
+        """Wait for outstanding deliveries; return how many are still unsent."""
+        return int(self._producer.flush(timeout_secs))
 
     def _convert(
-        self, records: Sequence[RawRecord]
-    ) -> tuple[list[_Outgoing], BatchResult]:
-        result = BatchResult()
+        self, records: Sequence[RawRecord], batch: InFlightBatch
+    ) -> list[_Outgoing]:
         outgoing: list[_Outgoing] = []
+        enriched_topic = self._enriched_topic
         for record in records:
             source = f"{record.topic}/{record.partition}/{record.offset}"
             value = record.value or b""
             outcome = enrich(value, _envelope(record))
             if isinstance(outcome, Enriched):
-                result.rows += 1
-                _count_repairs(outcome)
+                batch.rows += 1
+                if outcome.truncated_columns or outcome.duplicate_keys:
+                    _count_repairs(outcome)
                 outgoing.append(
                     _Outgoing(
-                        self._enriched_topic,
+                        enriched_topic,
                         encode_row(outcome.row),
                         record.key,
                         None,
@@ -127,7 +176,7 @@ class BatchEnricher:
                     )
                 )
                 continue
-            result.rejected[outcome.reason] += 1
+            batch.rejected[outcome.reason] += 1
             dead = DeadLetter("enrich", outcome.reason, outcome.message, source)
             outgoing.append(
                 _Outgoing(
@@ -140,33 +189,18 @@ class BatchEnricher:
                     is_row=False,
                 )
             )
-        return outgoing, result
+        return outgoing
 
-    async def _deliver(self, outgoing: list[_Outgoing]) -> None:
-        pending = outgoing
-        attempt = 0
-        while pending:
-            for item in pending:
-                self._produce(item)
-            await asyncio.get_running_loop().run_in_executor(None, self._producer.flush)
-            failed = [item for item in pending if not item.delivered]
-            pending = self._triage(failed)
-            if pending:
-                delay = _RETRY_BACKOFF_SECS[min(attempt, len(_RETRY_BACKOFF_SECS) - 1)]
-                attempt += 1
-                metrics.DELIVERY_RETRIES.inc(len(pending))
-                if self.delivery_failing_since is None:
-                    self.delivery_failing_since = time.monotonic()
-                await asyncio.sleep(delay)
-        self.delivery_failing_since = None
-
-    def _produce(self, item: _Outgoing) -> None:
+    def _produce(self, item: _Outgoing, batch: InFlightBatch) -> None:
         item.error = None
 
         def on_delivery(error: KafkaError | None, _: Message) -> None:
-            item.error = error
-            item.delivered = error is None
+            batch.outstanding -= 1
+            if error is not None:
+                item.error = error
+                batch.failed.append(item)
 
+        batch.outstanding += 1
         while True:
             try:
                 self._producer.produce(
@@ -180,51 +214,63 @@ class BatchEnricher:
             except BufferError:
                 self._producer.poll(0.05)
             except KafkaException as exc:  # refused before it left, e.g. too large
+                batch.outstanding -= 1
                 item.error = exc.args[0]
+                batch.failed.append(item)
                 return
 
-    def _triage(self, failed: list[_Outgoing]) -> list[_Outgoing]:
-        """Decide what to produce again: a refused row may become a dead letter."""
-        retry: list[_Outgoing] = []
+    def _retry_failed(self, batch: InFlightBatch, now: float) -> None:
+        if batch.retry_at is None:
+            delay = _RETRY_BACKOFF_SECS[
+                min(batch.attempts, len(_RETRY_BACKOFF_SECS) - 1)
+            ]
+            batch.retry_at = now + delay
+            if self.delivery_failing_since is None:
+                self.delivery_failing_since = now
+            return
+        if now < batch.retry_at:
+            return
+        failed, batch.failed = batch.failed, []
+        batch.attempts += 1
+        batch.retry_at = None
+        metrics.DELIVERY_RETRIES.inc(len(failed))
         for item in failed:
-            error = item.error
-            metrics.ERRORS.labels("enrich", "delivery").inc()
-            if error is not None and item.is_row and error.code() in _PERMANENT:
-                dead = DeadLetter(
-                    "enrich",
-                    "row_refused_by_kafka",
-                    f"Kafka refused the enriched row: {error.str()}",
-                    item.source,
-                )
-                retry.append(
-                    _Outgoing(
-                        self._dead_letter_topic,
-                        item.raw,
-                        item.key,
-                        dead.headers(),
-                        item.source,
-                        item.raw,
-                        is_row=False,
-                    )
-                )
-                continue
-            self._problems.log(
-                logging.ERROR,
-                "delivery",
-                "Kafka did not acknowledge a record from %s (%s); retrying, the batch "
-                "stays uncommitted until it does",
-                item.source,
-                error.str() if error else "no delivery report",
-            )
-            retry.append(item)
-        return retry
+            self._produce(self._triage(item), batch)
 
-    def _account(
-        self, records: Sequence[RawRecord], result: BatchResult, secs: float
-    ) -> None:
-        metrics.MESSAGES_CONSUMED.inc(len(records))
-        metrics.ROWS_PRODUCED.inc(result.rows)
-        for reason, count in result.rejected.items():
+    def _triage(self, item: _Outgoing) -> _Outgoing:
+        """What to produce again: a row Kafka will never take becomes a dead letter."""
+        error = item.error
+        metrics.ERRORS.labels("enrich", "delivery").inc()
+        if error is not None and item.is_row and error.code() in _PERMANENT:
+            dead = DeadLetter(
+                "enrich",
+                "row_refused_by_kafka",
+                f"Kafka refused the enriched row: {error.str()}",
+                item.source,
+            )
+            return _Outgoing(
+                self._dead_letter_topic,
+                item.raw,
+                item.key,
+                dead.headers(),
+                item.source,
+                item.raw,
+                is_row=False,
+            )
+        self._problems.log(
+            logging.ERROR,
+            "delivery",
+            "Kafka did not acknowledge a record from %s (%s); retrying, the batch "
+            "stays uncommitted until it does",
+            item.source,
+            error.str() if error else "no delivery report",
+        )
+        return item
+
+    def _account(self, batch: InFlightBatch) -> None:
+        metrics.MESSAGES_CONSUMED.inc(batch.size)
+        metrics.ROWS_PRODUCED.inc(batch.rows)
+        for reason, count in batch.rejected.items():
             metrics.MESSAGES_REJECTED.labels(reason).inc(count)
             self._problems.log(
                 logging.WARNING,
@@ -233,8 +279,8 @@ class BatchEnricher:
                 count,
                 reason,
             )
-        metrics.BATCH_SECONDS.observe(secs)
-        metrics.BATCH_EVENTS.observe(len(records))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+        metrics.BATCH_EVENTS.observe(batch.size)
 
 
 def _envelope(record: RawRecord) -> Envelope:
