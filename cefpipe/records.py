@@ -1,9 +1,15 @@
 """The Kafka record contracts between stages: raw, enriched and dead-letter.
 
-Raw topic (written by ingest, read by enrich): one record per syslog message.
-The value is the message's bytes exactly as framed off the wire (framing removed,
-nothing else touched); the key is the sender's address, so one sender's messages
-stay in order on one partition. Headers carry what only the receiver knows.
+Raw topic (written by ingest, read by enrich): each record carries the bytes of
+syslog messages exactly as framed off the wire (framing removed, nothing else
+touched). Without a ``messages`` header the value is one message. With it, the
+value holds that many messages read together from one sender, each written as
+an RFC 6587 octet-counted frame (``LEN SP MSG``, LEN in decimal bytes), so that
+any consumer can split it and a message may contain line breaks. Batching only
+amortises the per-record cost downstream; every message still becomes its own
+row or its own dead letter. The key is the sender's address, so one sender's
+messages stay in order on one partition. Headers carry what only the receiver
+knows, and apply to every message of the record.
 
 Enriched topic (written by enrich, read by the sink): one record per row, the
 value an orjson-encoded JSON object holding CommonSecurityLog columns plus the
@@ -26,6 +32,7 @@ HEADER_RECEIVED_AT_US: Final = "received_at_us"  # epoch microseconds, ASCII dig
 HEADER_PEER: Final = "peer"  # sender address "ip:port" as seen by the listener
 HEADER_TRANSPORT: Final = "transport"  # tcp, udp or tls
 HEADER_COLLECTOR: Final = "collector"  # the ingest instance that received it
+HEADER_MESSAGES: Final = "messages"  # present when the value packs N messages
 
 # Dead-letter record headers.
 HEADER_STAGE: Final = "stage"  # ingest, enrich or sink
@@ -53,6 +60,40 @@ def header(headers: Headers | None, name: str) -> str | None:
     if isinstance(found, bytes):
         return found.decode("utf-8", "replace")
     return found
+
+
+class MalformedRecordError(ValueError):
+    """A packed raw record whose frames do not add up; the message says where."""
+
+
+def pack_messages(messages: Sequence[bytes]) -> bytes:
+    """Several messages as one raw record value (octet-counted frames)."""
+    return b"".join(b"%d %b" % (len(message), message) for message in messages)
+
+
+def unpack_messages(value: bytes, count: int) -> list[bytes]:
+    """The ``count`` messages of a packed raw record value, in order.
+
+    Raises:
+        MalformedRecordError: a length is missing or wrong, or the count differs.
+    """
+    messages: list[bytes] = []
+    position = 0
+    end = len(value)
+    while position < end:
+        space = value.find(b" ", position, position + 11)
+        digits = value[position:space] if space > position else b""
+        if not digits.isdigit():
+            raise MalformedRecordError(f"no frame length at byte {position}")
+        start = space + 1
+        stop = start + int(digits)
+        if stop > end:
+            raise MalformedRecordError(f"frame at byte {position} runs past the end")
+        messages.append(value[start:stop])
+        position = stop
+    if len(messages) != count:
+        raise MalformedRecordError(f"{len(messages)} frames, header says {count}")
+    return messages
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ class IngestSettings:
     compression: str
     queue_max_messages: int
     partitioning: str
+    record_max_bytes: int
     metrics_port: int
 
 
@@ -331,6 +332,7 @@ def _load_ingest(env: _Env) -> IngestSettings:
         compression=env.choice("INGEST_COMPRESSION", "lz4", ("lz4", "none")),
         queue_max_messages=env.integer("INGEST_QUEUE_MAX_MESSAGES", 200_000, minimum=1),
         partitioning=env.choice("INGEST_PARTITIONING", "sender", ("sender", "spread")),
+        record_max_bytes=env.integer("INGEST_RECORD_MAX_BYTES", 256 * 1024),
         metrics_port=env.port("INGEST_METRICS_PORT", 9101),
     )
 

@@ -24,11 +24,14 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from cefpipe.ratelog import RateLimitedLog
 from cefpipe.records import (
     HEADER_COLLECTOR,
+    HEADER_MESSAGES,
     HEADER_PEER,
     HEADER_RECEIVED_AT_US,
     DeadLetter,
     KafkaHeaders,
+    MalformedRecordError,
     header,
+    unpack_messages,
 )
 from enrich import metrics
 from enrich.pipeline import Enriched, Envelope, encode_row, enrich
@@ -84,6 +87,7 @@ class InFlightBatch:
     tokens: Sequence[Any]
     size: int
     started: float
+    messages: int = 0
     outstanding: int = 0
     failed: list[_Outgoing] = field(default_factory=list)
     attempts: int = 0
@@ -107,7 +111,7 @@ class BatchEnricher:
         self._dead_letter_topic = dead_letter_topic
         self._in_flight: deque[InFlightBatch] = deque()
         self._problems = RateLimitedLog(logger)
-        self.pending_records = 0
+        self.pending_messages = 0
         self.delivery_failing_since: float | None = None
 
     def submit(self, records: Sequence[RawRecord], tokens: Sequence[Any]) -> None:
@@ -122,13 +126,13 @@ class BatchEnricher:
         for item in self._convert(records, batch):
             self._produce(item, batch)
         self._in_flight.append(batch)
-        self.pending_records += batch.size
+        self.pending_messages += batch.messages
         self._producer.poll(0)
 
     def completed(self) -> list[InFlightBatch]:
         """Serve delivery reports; return finished batches, oldest first.
 
-        Call often (every few milliseconds while :attr:`pending_records` > 0).
+        Call often (every few milliseconds while :attr:`pending_messages` > 0).
         Batches with refused outputs are retried with backoff, or their records
         dead-lettered when Kafka will never take them; they complete after that.
         """
@@ -140,7 +144,7 @@ class BatchEnricher:
                 self._retry_failed(batch, now)
         while self._in_flight and self._in_flight[0].done:
             batch = self._in_flight.popleft()
-            self.pending_records -= batch.size
+            self.pending_messages -= batch.messages
             self._account(batch)
             finished.append(batch)
         if not any(batch.failed for batch in self._in_flight):
@@ -155,41 +159,84 @@ class BatchEnricher:
         self, records: Sequence[RawRecord], batch: InFlightBatch
     ) -> list[_Outgoing]:
         outgoing: list[_Outgoing] = []
-        enriched_topic = self._enriched_topic
         for record in records:
-            source = f"{record.topic}/{record.partition}/{record.offset}"
-            value = record.value or b""
-            outcome = enrich(value, _envelope(record))
-            if isinstance(outcome, Enriched):
-                batch.rows += 1
-                if outcome.truncated_columns or outcome.duplicate_keys:
-                    _count_repairs(outcome)
-                outgoing.append(
-                    _Outgoing(
-                        enriched_topic,
-                        encode_row(outcome.row),
-                        record.key,
-                        None,
-                        source,
-                        value,
-                        is_row=True,
-                    )
-                )
+            try:
+                messages = _messages(record)
+            except MalformedRecordError as exc:
+                batch.messages += 1
+                outgoing.append(self._malformed(record, str(exc), batch))
                 continue
-            batch.rejected[outcome.reason] += 1
-            dead = DeadLetter("enrich", outcome.reason, outcome.message, source)
-            outgoing.append(
-                _Outgoing(
-                    self._dead_letter_topic,
-                    value,
-                    record.key,
-                    dead.headers(list(record.headers or ())),
-                    source,
-                    value,
-                    is_row=False,
+            batch.messages += len(messages)
+            envelope = _envelope(record)
+            for index, value in enumerate(messages):
+                outgoing.append(
+                    self._convert_message(record, index, value, envelope, batch)
                 )
-            )
         return outgoing
+
+    def _convert_message(
+        self,
+        record: RawRecord,
+        index: int,
+        value: bytes,
+        envelope: Envelope,
+        batch: InFlightBatch,
+    ) -> _Outgoing:
+        source = f"{record.topic}/{record.partition}/{record.offset}/{index}"
+        row_id = f"{record.partition}-{record.offset}-{index}"
+        outcome = enrich(
+            value,
+            Envelope(
+                envelope.received_at_us, envelope.peer, envelope.collector, row_id
+            ),
+        )
+        if isinstance(outcome, Enriched):
+            batch.rows += 1
+            if outcome.truncated_columns or outcome.duplicate_keys:
+                _count_repairs(outcome)
+            return _Outgoing(
+                self._enriched_topic,
+                encode_row(outcome.row),
+                record.key,
+                None,
+                source,
+                value,
+                is_row=True,
+            )
+        batch.rejected[outcome.reason] += 1
+        dead = DeadLetter("enrich", outcome.reason, outcome.message, source)
+        return _Outgoing(
+            self._dead_letter_topic,
+            value,
+            record.key,
+            dead.headers(_without_packing(record.headers)),
+            source,
+            value,
+            is_row=False,
+        )
+
+    def _malformed(
+        self, record: RawRecord, problem: str, batch: InFlightBatch
+    ) -> _Outgoing:
+        """A packed record that cannot be split goes to dead letters whole."""
+        source = f"{record.topic}/{record.partition}/{record.offset}"
+        batch.rejected["raw_record_malformed"] += 1
+        dead = DeadLetter(
+            "enrich",
+            "raw_record_malformed",
+            f"packed raw record cannot be split: {problem}",
+            source,
+        )
+        value = record.value or b""
+        return _Outgoing(
+            self._dead_letter_topic,
+            value,
+            record.key,
+            dead.headers(list(record.headers or ())),
+            source,
+            value,
+            is_row=False,
+        )
 
     def _produce(self, item: _Outgoing, batch: InFlightBatch) -> None:
         item.error = None
@@ -268,7 +315,8 @@ class BatchEnricher:
         return item
 
     def _account(self, batch: InFlightBatch) -> None:
-        metrics.MESSAGES_CONSUMED.inc(batch.size)
+        metrics.MESSAGES_CONSUMED.inc(batch.messages)
+        metrics.RECORDS_CONSUMED.inc(batch.size)
         metrics.ROWS_PRODUCED.inc(batch.rows)
         for reason, count in batch.rejected.items():
             metrics.MESSAGES_REJECTED.labels(reason).inc(count)
@@ -283,6 +331,22 @@ class BatchEnricher:
         metrics.BATCH_EVENTS.observe(batch.size)
 
 
+def _messages(record: RawRecord) -> list[bytes]:
+    """The syslog messages a raw record carries (see :mod:`cefpipe.records`)."""
+    value = record.value or b""
+    packed = header(record.headers, HEADER_MESSAGES)
+    if packed is None:
+        return [value]
+    if not packed.isdigit():
+        raise MalformedRecordError(f"messages header is {packed!r}, not a count")
+    return unpack_messages(value, int(packed))
+
+
+def _without_packing(headers: Sequence[tuple[str, bytes]] | None) -> KafkaHeaders:
+    """A record's headers for one of its messages on its own."""
+    return [(name, value) for name, value in headers or () if name != HEADER_MESSAGES]
+
+
 def _envelope(record: RawRecord) -> Envelope:
     headers = record.headers
     received = header(headers, HEADER_RECEIVED_AT_US)
@@ -295,7 +359,6 @@ def _envelope(record: RawRecord) -> Envelope:
         received_at_us=received_at_us,
         peer=header(headers, HEADER_PEER),
         collector=header(headers, HEADER_COLLECTOR),
-        row_id=f"{record.partition}-{record.offset}",
     )
 
 

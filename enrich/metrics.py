@@ -6,7 +6,11 @@ from prometheus_client import Counter, Histogram
 
 MESSAGES_CONSUMED = Counter(
     "cefpipe_enrich_messages_consumed",
-    "Raw records taken from the raw topic.",
+    "Syslog messages taken from the raw topic.",
+)
+RECORDS_CONSUMED = Counter(
+    "cefpipe_enrich_records_consumed",
+    "Raw records taken from the raw topic (a record may pack several messages).",
 )
 ROWS_PRODUCED = Counter(
     "cefpipe_enrich_rows_produced",

@@ -20,11 +20,13 @@ from typing import Any
 from cefpipe.ratelog import RateLimitedLog
 from cefpipe.records import (
     HEADER_COLLECTOR,
+    HEADER_MESSAGES,
     HEADER_PEER,
     HEADER_RECEIVED_AT_US,
     HEADER_TRANSPORT,
     DeadLetter,
     KafkaHeaders,
+    pack_messages,
 )
 from cefpipe.settings import IngestSettings
 from ingest import metrics
@@ -218,14 +220,44 @@ class SyslogListener:
     async def publish_frames(
         self, frames: Sequence[Frame], sender: Sender, headers: KafkaHeaders
     ) -> None:
-        """Publish frames in order, waiting while the producer queue is full."""
-        publisher = self._publisher
+        """Publish frames in order, waiting while the producer queue is full.
+
+        Messages read together are packed into as few raw records as
+        ``INGEST_RECORD_MAX_BYTES`` allows (see :mod:`cefpipe.records`): the
+        enrich stage pays its per-record cost once per record, not per message.
+        """
         key = sender.host.encode()
+        group: list[bytes] = []
+        group_bytes = 0
         for frame in frames:
             if frame.oversized:
+                await self._publish_group(group, key, headers)
+                group, group_bytes = [], 0
                 await self._dead_letter_oversized(frame.data, headers, sender)
-            elif not publisher.try_publish(frame.data, key, headers):
-                await publisher.publish(frame.data, key, headers)
+                continue
+            if (
+                group
+                and group_bytes + len(frame.data) > self._settings.record_max_bytes
+            ):
+                await self._publish_group(group, key, headers)
+                group, group_bytes = [], 0
+            group.append(frame.data)
+            group_bytes += len(frame.data) + 8
+        await self._publish_group(group, key, headers)
+
+    async def _publish_group(
+        self, messages: list[bytes], key: bytes, headers: KafkaHeaders
+    ) -> None:
+        if not messages:
+            return
+        if len(messages) == 1:
+            value = messages[0]
+        else:
+            value = pack_messages(messages)
+            headers = [*headers, (HEADER_MESSAGES, str(len(messages)).encode())]
+        publisher = self._publisher
+        if not publisher.try_publish(value, key, headers, len(messages)):
+            await publisher.publish(value, key, headers, len(messages))
 
     def report(self, key: str, msg: str, *args: object) -> None:
         """Log a per-message problem at most once per interval."""

@@ -18,6 +18,10 @@ MESSAGES_PUBLISHED = Counter(
     "cefpipe_ingest_messages_published",
     "Messages the broker acknowledged on the raw topic.",
 )
+RECORDS_PUBLISHED = Counter(
+    "cefpipe_ingest_records_published",
+    "Raw records the broker acknowledged (one record may pack several messages).",
+)
 MESSAGES_DEAD_LETTERED = Counter(
     "cefpipe_ingest_messages_dead_lettered",
     "Messages sent to the dead-letter topic instead of the raw topic, by reason.",

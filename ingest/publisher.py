@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -54,26 +55,32 @@ class RawPublisher:
         self.last_delivery_error: str | None = None
         self.last_delivery_ok = time.monotonic()
 
-    def try_publish(self, value: bytes, key: bytes, headers: KafkaHeaders) -> bool:
-        """Queue one message; False when the producer's queue is full."""
+    def try_publish(
+        self, value: bytes, key: bytes, headers: KafkaHeaders, messages: int = 1
+    ) -> bool:
+        """Queue one raw record of ``messages`` messages; False if the queue is full."""
         try:
             self._producer.produce(
                 self._topic,
                 value,
                 key if self._keyed else None,
                 headers=headers,
-                on_delivery=self._on_delivery,
+                on_delivery=self._on_delivery
+                if messages == 1
+                else self._batch_delivery(messages),
             )
         except BufferError:
             return False
         return True
 
-    async def publish(self, value: bytes, key: bytes, headers: KafkaHeaders) -> None:
-        """Queue one message, waiting (and so not reading) while the queue is full."""
-        if self.try_publish(value, key, headers):
+    async def publish(
+        self, value: bytes, key: bytes, headers: KafkaHeaders, messages: int = 1
+    ) -> None:
+        """Queue one raw record, waiting (so not reading) while the queue is full."""
+        if self.try_publish(value, key, headers, messages):
             return
         started = time.monotonic()
-        while not self.try_publish(value, key, headers):
+        while not self.try_publish(value, key, headers, messages):
             self._producer.poll(0)
             await asyncio.sleep(_FULL_QUEUE_WAIT_SECS)
         metrics.BACKPRESSURE_SECONDS.inc(time.monotonic() - started)
@@ -118,26 +125,35 @@ class RawPublisher:
     def queued(self) -> int:
         return len(self._producer)
 
-    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+    def _on_delivery(
+        self, error: KafkaError | None, message: Message, messages: int = 1
+    ) -> None:
         if error is None:
-            metrics.MESSAGES_PUBLISHED.inc()
+            metrics.MESSAGES_PUBLISHED.inc(messages)
+            metrics.RECORDS_PUBLISHED.inc()
             self.last_delivery_ok = time.monotonic()
             self.last_delivery_error = None
             return
-        self._delivery_failed(error)
+        self._delivery_failed(error, messages)
+
+    def _batch_delivery(
+        self, messages: int
+    ) -> Callable[[KafkaError | None, Message], None]:
+        return lambda error, message: self._on_delivery(error, message, messages)
 
     def _on_dead_letter_delivery(
         self, error: KafkaError | None, message: Message
     ) -> None:
         if error is not None:
-            self._delivery_failed(error)
+            self._delivery_failed(error, 1)
 
-    def _delivery_failed(self, error: KafkaError) -> None:
-        metrics.ERRORS.labels("ingest", "delivery").inc()
+    def _delivery_failed(self, error: KafkaError, messages: int) -> None:
+        metrics.ERRORS.labels("ingest", "delivery").inc(messages)
         self.last_delivery_error = error.str()
         self._failures.log(
             logging.ERROR,
             "delivery",
-            "Kafka refused a message after all retries, it is lost: %s",
+            "Kafka refused a record of %d messages after all retries, lost: %s",
+            messages,
             error.str(),
         )

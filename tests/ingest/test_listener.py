@@ -21,7 +21,7 @@ from ingest.listener import SyslogListener
 from ingest.main import _tls_context
 from ingest.publisher import RawPublisher
 from tests.conftest import PipelineTopics
-from tests.support.kafka import read_records
+from tests.support.kafka import messages_of, read_records
 
 pytestmark = pytest.mark.broker
 
@@ -69,6 +69,7 @@ async def listener(
             "SYSLOG_TLS_CERT_FILE": str(cert),
             "SYSLOG_TLS_KEY_FILE": str(key),
             "SYSLOG_MAX_MESSAGE_BYTES": "2048",
+            "INGEST_RECORD_MAX_BYTES": "4096",
             **pipeline_topics.env(),
         }
     )
@@ -110,10 +111,10 @@ async def test_tcp_messages_arrive_byte_for_byte_with_receiver_headers(
     )
 
     records = await asyncio.to_thread(
-        read_records, kafka_bootstrap, pipeline_topics.raw, 2
+        read_records, kafka_bootstrap, pipeline_topics.raw, 1
     )
 
-    assert sorted(r.value for r in records) == sorted([CEF_LINE + b"\r", octet])
+    assert messages_of(records) == [CEF_LINE + b"\r", octet]
     for record in records:
         assert record.key == b"127.0.0.1"
         assert record.headers["transport"] == b"tcp"
@@ -179,12 +180,30 @@ async def test_many_concurrent_senders_lose_nothing(
     await asyncio.gather(*(sender(index) for index in range(40)))
 
     records = await asyncio.to_thread(
-        read_records, kafka_bootstrap, pipeline_topics.raw, 2000
+        read_records, kafka_bootstrap, pipeline_topics.raw, 40
     )
     expected = {
         CEF_LINE + f" n={index}-{line}".encode()
         for index in range(40)
         for line in range(50)
     }
-    assert {r.value for r in records} == expected
-    assert len(records) == 2000
+    messages = messages_of(records)
+    assert set(messages) == expected
+    assert len(messages) == 2000
+
+
+async def test_messages_read_together_share_a_record_up_to_the_size_limit(
+    listener: SyslogListener, kafka_bootstrap: str, pipeline_topics: PipelineTopics
+) -> None:
+    lines = [CEF_LINE + f" n={line}".encode() for line in range(300)]
+    await send_tcp(listener.bound["tcp"], b"".join(line + b"\n" for line in lines))
+
+    records = await asyncio.to_thread(
+        read_records, kafka_bootstrap, pipeline_topics.raw, 7
+    )
+
+    assert messages_of(records) == lines
+    assert all("messages" in r.headers for r in records)
+    # Packed up to INGEST_RECORD_MAX_BYTES (plus the framing of each message).
+    assert all(len(r.value) <= 4096 + 8 * int(r.headers["messages"]) for r in records)
+    assert len(records) >= sum(len(line) for line in lines) // 4096

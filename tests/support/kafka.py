@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer
 
+from cefpipe.records import unpack_messages
+
 
 @dataclass(frozen=True)
 class Record:
@@ -17,6 +19,18 @@ class Record:
     key: bytes | None
     value: bytes
     headers: dict[str, bytes]
+
+
+def messages_of(records: list[Record]) -> list[bytes]:
+    """The syslog messages raw records carry, unpacking packed records."""
+    messages: list[bytes] = []
+    for record in records:
+        count = record.headers.get("messages")
+        if count is None:
+            messages.append(record.value)
+        else:
+            messages.extend(unpack_messages(record.value, int(count)))
+    return messages
 
 
 def read_records(
