@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 from confluent_kafka import Consumer, TopicPartition
 
+from cefpipe.kafka_logging import with_logger
 from cefpipe.records import DeadLetter, Headers
 from cefpipe.settings import Settings
 
@@ -25,11 +26,13 @@ def newest_dead_letters(
     """Up to ``limit`` newest dead letters as (why, original bytes, timestamp ms)."""
     topic = settings.kafka.topic_dead_letter
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"cefpipe-inspect-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
+        with_logger(
+            {
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                "group.id": f"cefpipe-inspect-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+            }
+        )
     )
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)

@@ -12,6 +12,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from cefpipe.kafka_logging import with_logger
 from cefpipe.settings import KafkaSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def ensure_topics(
         KafkaException: a topic could not be created for another reason than
             already existing.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(with_logger({"bootstrap.servers": bootstrap_servers}))
     existing = admin.list_topics(timeout=timeout_secs).topics
     for name in names:
         if name in existing and len(existing[name].partitions) < partitions:

@@ -26,6 +26,7 @@ from typing import Any
 import faust
 from confluent_kafka import Producer
 
+from cefpipe.kafka_logging import with_logger
 from cefpipe.settings import Settings
 from enrich.batch import BatchEnricher
 
@@ -70,14 +71,16 @@ def build_app(settings: Settings) -> EnrichRuntime:
         stream_buffer_maxsize=1024,
     )
     producer = Producer(
-        {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "client.id": f"cefpipe-enrich-{settings.instance}",
-            "enable.idempotence": True,
-            "acks": "all",
-            "compression.type": "lz4",
-            "linger.ms": 5,
-        }
+        with_logger(
+            {
+                "bootstrap.servers": kafka.bootstrap_servers,
+                "client.id": f"cefpipe-enrich-{settings.instance}",
+                "enable.idempotence": True,
+                "acks": "all",
+                "compression.type": "lz4",
+                "linger.ms": 5,
+            }
+        )
     )
     enricher = BatchEnricher(producer, kafka.topic_enriched, kafka.topic_dead_letter)
     runtime = EnrichRuntime(app, producer, enricher)

@@ -31,9 +31,17 @@ def run(settings: Settings) -> int:
     health = Health()
     health.register("event_loop", lambda: _loop_health(runtime))
     health.register("kafka_delivery", lambda: _delivery_health(runtime))
-    metrics_server = MetricsServer(
-        settings.metrics_bind_host, settings.enrich.metrics_port, health
-    ).start()
+    try:
+        metrics_server = MetricsServer(
+            settings.metrics_bind_host, settings.enrich.metrics_port, health
+        ).start()
+    except OSError as exc:
+        logger.error(
+            "cannot serve metrics on port %s (ENRICH_METRICS_PORT): %s",
+            settings.enrich.metrics_port,
+            exc,
+        )
+        return 1
     logger.info(
         "enriching %s into %s (dead letters to %s) at %s",
         settings.kafka.topic_raw,

@@ -8,6 +8,8 @@ import signal
 import ssl
 import time
 
+import uvloop
+
 from cefpipe.logconfig import configure_logging
 from cefpipe.metrics import Health, MetricsServer
 from cefpipe.settings import IngestSettings, Settings
@@ -25,7 +27,8 @@ def run(settings: Settings) -> int:
         "ingest", settings.instance, settings.log_level, settings.log_format
     )
     try:
-        return asyncio.run(_serve(settings))
+        # uvloop's sockets and callbacks cost less per message than asyncio's.
+        return uvloop.run(_serve(settings))
     except OSError as exc:
         logger.error("ingest could not start: %s", exc)
         return 1

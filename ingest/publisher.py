@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from cefpipe.kafka_logging import with_logger
 from cefpipe.ratelog import RateLimitedLog
 from cefpipe.records import DeadLetter, KafkaHeaders
 from cefpipe.settings import Settings
@@ -40,16 +41,20 @@ class RawPublisher:
         self._dead_letter_topic = settings.kafka.topic_dead_letter
         self._keyed = ingest.partitioning == "sender"
         self._producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka.bootstrap_servers,
-                "client.id": f"cefpipe-ingest-{settings.instance}",
-                "enable.idempotence": True,
-                "acks": "all",
-                "compression.type": ingest.compression,
-                "linger.ms": ingest.linger_ms,
-                "queue.buffering.max.messages": ingest.queue_max_messages,
-                "message.max.bytes": max(1_048_576, ingest.max_message_bytes + 65_536),
-            }
+            with_logger(
+                {
+                    "bootstrap.servers": settings.kafka.bootstrap_servers,
+                    "client.id": f"cefpipe-ingest-{settings.instance}",
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "compression.type": ingest.compression,
+                    "linger.ms": ingest.linger_ms,
+                    "queue.buffering.max.messages": ingest.queue_max_messages,
+                    "message.max.bytes": max(
+                        1_048_576, ingest.max_message_bytes + 65_536
+                    ),
+                }
+            )
         )
         self._failures = RateLimitedLog(logger)
         self.last_delivery_error: str | None = None
