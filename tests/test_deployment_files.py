@@ -123,3 +123,10 @@ def test_dockerfile_installs_the_package_and_runs_the_cli() -> None:
     assert 'ENTRYPOINT ["cefpipe"]' in dockerfile
     for package in ("cefpipe", "ingest", "enrich", "sink", "emulator"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_readme_names_the_two_commands_and_ci_runs_the_test_one() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "make demo" in readme
+    assert "make test" in readme
+    assert (REPO / ".ci" / "run").read_text().strip().endswith("make test")
