@@ -109,7 +109,7 @@ class SinkSettings:
     max_batch_raw_bytes: int = 48 * 1024 * 1024
     max_batch_rows: int = 100_000
     max_in_flight: int = 4
-    max_buffered_bytes: int = 64 * 1024 * 1024
+    max_buffered_bytes: int = 128 * 1024 * 1024
     max_requests_per_minute: int = 12_000
     max_bytes_per_minute: int = 2_000_000_000
     retry_max_secs: float = 900.0
@@ -380,7 +380,7 @@ def _load_sink(env: _Env, home: Path, emulator: EmulatorSettings) -> SinkSetting
         max_batch_rows=env.integer("SINK_MAX_BATCH_ROWS", 100_000, minimum=1),
         max_in_flight=env.integer("SINK_MAX_IN_FLIGHT", 4, minimum=1),
         max_buffered_bytes=env.integer(
-            "SINK_MAX_BUFFERED_BYTES", 64 * 1024 * 1024, minimum=1024
+            "SINK_MAX_BUFFERED_BYTES", 128 * 1024 * 1024, minimum=1024
         ),
         max_requests_per_minute=env.integer(
             "SINK_MAX_REQUESTS_PER_MINUTE", 12_000, minimum=1

@@ -205,14 +205,6 @@ class SyslogListener:
         """Record headers for a message from ``sender`` received just now."""
         return _stamped(self._sender_headers(sender))
 
-    def try_publish_datagram(
-        self, data: bytes, sender: Sender, headers: KafkaHeaders
-    ) -> bool:
-        """Queue a datagram now; False if it must go through publish_frames."""
-        if len(data) > self._settings.max_message_bytes:
-            return False
-        return self._publisher.try_publish(data, sender.host.encode(), headers)
-
     def datagram_frame(self, data: bytes) -> Frame:
         limit = self._settings.max_message_bytes
         return Frame(data[:limit], oversized=len(data) > limit)
@@ -302,53 +294,65 @@ def _stamped(static: KafkaHeaders) -> KafkaHeaders:
 class _UdpProtocol(asyncio.DatagramProtocol):
     """One datagram is one message (RFC 5426).
 
-    UDP has no flow control: while the producer queue is full, datagrams wait in
-    a bounded backlog; beyond it they are counted and dropped, as the kernel
-    would drop them anyway.
+    Datagrams that arrive in the same turn of the event loop from the same
+    sender are published together, so that a flood packs into few raw records
+    as a busy TCP stream does. UDP has no flow control: while the producer
+    queue is full, datagrams wait in a bounded backlog; beyond it they are
+    counted and dropped, as the kernel would drop them anyway.
     """
 
     def __init__(self, listener: SyslogListener) -> None:
         self._listener = listener
-        self._backlog: collections.deque[tuple[bytes, Sender, KafkaHeaders]] = (
+        self._arrived: dict[Any, list[bytes]] = {}
+        self._backlog: collections.deque[tuple[list[Frame], Sender, KafkaHeaders]] = (
             collections.deque()
         )
+        self._backlog_datagrams = 0
         self._draining: asyncio.Task[None] | None = None
         self._received = metrics.MESSAGES_RECEIVED.labels("udp")
         self._bytes = metrics.BYTES_RECEIVED.labels("udp")
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        sender = Sender.from_peername(addr, "udp")
         self._received.inc()
         self._bytes.inc(len(data))
-        headers = self._listener.headers_for(sender)
-        if self._backlog or not self._listener.try_publish_datagram(
-            data, sender, headers
-        ):
-            self._queue(data, sender, headers)
+        if not self._arrived:
+            asyncio.get_running_loop().call_soon(self._gather_arrivals)
+        self._arrived.setdefault(addr, []).append(data)
 
-    def _queue(self, data: bytes, sender: Sender, headers: KafkaHeaders) -> None:
-        if len(self._backlog) >= _UDP_BACKLOG:
-            metrics.ERRORS.labels("ingest", "udp_backlog_full").inc()
-            self._listener.report(
-                "udp_backlog",
-                "dropped a UDP datagram from %s: Kafka is not keeping up and the "
-                "backlog of %d datagrams is full",
-                sender.address,
-                _UDP_BACKLOG,
-            )
-            return
-        self._backlog.append((data, sender, headers))
-        if self._draining is None or self._draining.done():
+    def _gather_arrivals(self) -> None:
+        arrived, self._arrived = self._arrived, {}
+        listener = self._listener
+        for addr, datagrams in arrived.items():
+            sender = Sender.from_peername(addr, "udp")
+            if self._backlog_datagrams + len(datagrams) > _UDP_BACKLOG:
+                self._drop(sender, len(datagrams))
+                continue
+            frames = [listener.datagram_frame(data) for data in datagrams]
+            self._backlog.append((frames, sender, listener.headers_for(sender)))
+            self._backlog_datagrams += len(datagrams)
+        if self._backlog and (self._draining is None or self._draining.done()):
             self._draining = asyncio.ensure_future(self.drain())
+
+    def _drop(self, sender: Sender, count: int) -> None:
+        metrics.ERRORS.labels("ingest", "udp_backlog_full").inc(count)
+        self._listener.report(
+            "udp_backlog",
+            "dropped %d UDP datagrams from %s: Kafka is not keeping up and the "
+            "backlog of %d datagrams is full",
+            count,
+            sender.address,
+            _UDP_BACKLOG,
+        )
 
     async def drain(self) -> None:
         """Publish the backlog in arrival order; called again at shutdown."""
+        if self._arrived:
+            self._gather_arrivals()
         listener = self._listener
         while self._backlog:
-            data, sender, headers = self._backlog.popleft()
-            await listener.publish_frames(
-                [listener.datagram_frame(data)], sender, headers
-            )
+            frames, sender, headers = self._backlog.popleft()
+            self._backlog_datagrams -= len(frames)
+            await listener.publish_frames(frames, sender, headers)
 
     def error_received(self, exc: Exception) -> None:
         logger.warning("UDP socket error: %s", exc)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, Producer
 
+from cefpipe.kafka_logging import with_logger
 from cefpipe.logconfig import configure_logging
 from cefpipe.metrics import Health, MetricsServer
 from cefpipe.settings import Settings, SinkSettings
@@ -86,12 +87,20 @@ class SinkApp:
         kafka = settings.kafka
         worker = SinkWorker(
             consumer=Consumer(
-                consumer_config(kafka.bootstrap_servers, group_id, settings.instance)
+                with_logger(
+                    consumer_config(
+                        kafka.bootstrap_servers, group_id, settings.instance
+                    )
+                )
             ),
             topic=kafka.topic_enriched,
             in_flight=InFlight(delivery.deliver),
             dead_letters=DeadLetterWriter(
-                Producer(producer_config(kafka.bootstrap_servers, settings.instance)),
+                Producer(
+                    with_logger(
+                        producer_config(kafka.bootstrap_servers, settings.instance)
+                    )
+                ),
                 topic=kafka.topic_dead_letter,
                 source_topic=kafka.topic_enriched,
             ),

@@ -21,7 +21,7 @@ from ingest.listener import SyslogListener
 from ingest.main import _tls_context
 from ingest.publisher import RawPublisher
 from tests.conftest import PipelineTopics
-from tests.support.kafka import messages_of, read_records
+from tests.support.kafka import messages_of, read_messages, read_records
 
 pytestmark = pytest.mark.broker
 
@@ -179,15 +179,14 @@ async def test_many_concurrent_senders_lose_nothing(
 
     await asyncio.gather(*(sender(index) for index in range(40)))
 
-    records = await asyncio.to_thread(
-        read_records, kafka_bootstrap, pipeline_topics.raw, 40
+    messages = await asyncio.to_thread(
+        read_messages, kafka_bootstrap, pipeline_topics.raw, 2000
     )
     expected = {
         CEF_LINE + f" n={index}-{line}".encode()
         for index in range(40)
         for line in range(50)
     }
-    messages = messages_of(records)
     assert set(messages) == expected
     assert len(messages) == 2000
 
@@ -207,3 +206,20 @@ async def test_messages_read_together_share_a_record_up_to_the_size_limit(
     # Packed up to INGEST_RECORD_MAX_BYTES (plus the framing of each message).
     assert all(len(r.value) <= 4096 + 8 * int(r.headers["messages"]) for r in records)
     assert len(records) >= sum(len(line) for line in lines) // 4096
+
+
+async def test_a_burst_of_udp_datagrams_all_arrive_in_order(
+    listener: SyslogListener, kafka_bootstrap: str, pipeline_topics: PipelineTopics
+) -> None:
+    lines = [CEF_LINE + f" n={index}".encode() for index in range(500)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for start in range(0, len(lines), 50):
+            for line in lines[start : start + 50]:
+                sock.sendto(line, ("127.0.0.1", listener.bound["udp"]))
+            await asyncio.sleep(0.01)  # stay within the socket's receive buffer
+
+    records = await asyncio.to_thread(
+        read_records, kafka_bootstrap, pipeline_topics.raw, 1
+    )
+
+    assert messages_of(records) == lines

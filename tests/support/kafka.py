@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer
@@ -33,8 +34,25 @@ def messages_of(records: list[Record]) -> list[bytes]:
     return messages
 
 
-def read_records(
+def read_messages(
     bootstrap: str, topic: str, expected: int, timeout_secs: float = 60.0
+) -> list[bytes]:
+    """The syslog messages of a raw topic, once ``expected`` of them arrived."""
+    return messages_of(
+        read_records(bootstrap, topic, expected, timeout_secs, count=_message_count)
+    )
+
+
+def _message_count(records: list[Record]) -> int:
+    return sum(int(r.headers.get("messages", b"1")) for r in records)
+
+
+def read_records(
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout_secs: float = 60.0,
+    count: Callable[[list[Record]], int] = len,
 ) -> list[Record]:
     """Read a topic from the start until ``expected`` records arrived or time ran out.
 
@@ -74,7 +92,7 @@ def read_records(
                         },
                     )
                 )
-            if len(records) >= expected and settle_until is None:
+            if count(records) >= expected and settle_until is None:
                 settle_until = time.monotonic() + 1.0
     finally:
         consumer.close()
