@@ -80,7 +80,8 @@ from bench.report import (
 )
 from bench.senders import fleet
 
-FAUST_GROUP = "cefpipe-enrich"  # enrich.app.APP_ID: the worker's consumer group
+# A group of the benchmark's own, so a shared broker's groups are never touched.
+FAUST_GROUP = f"bench-enrich-{uuid.uuid4().hex[:8]}"
 CONSUMED = "cefpipe_enrich_messages_consumed_total"
 AGENTS = 32
 TARGET = 0.5
@@ -234,7 +235,7 @@ def run_faust(
                 TOPIC_DEAD_LETTER=dead,
                 ENRICH_METRICS_PORT=str(port),
                 LOG_FORMAT="json",
-                TMPDIR=str(bench.work),  # the worker's Faust data directory
+                ENRICH_CONSUMER_GROUP=FAUST_GROUP,
             )
             process = bench.children.start(
                 f"enrich-{number}", cefpipe_argv("enrich"), env

@@ -157,7 +157,7 @@ def profile(bench: Bench, source: Input, out: Path) -> Profile:
         TOPIC_DEAD_LETTER=dead,
         ENRICH_METRICS_PORT=str(port),
         LOG_FORMAT="json",
-        TMPDIR=str(bench.work),
+        ENRICH_CONSUMER_GROUP=FAUST_GROUP,
     )
     worker = bench.children.start("enrich-profiled", cefpipe_argv("enrich"), env)
     try:

@@ -86,6 +86,7 @@ class IngestSettings:
 
 @dataclass(frozen=True)
 class EnrichSettings:
+    consumer_group: str
     batch_max_events: int
     batch_wait_secs: float
     max_in_flight_events: int
@@ -104,6 +105,7 @@ class SinkSettings:
     client_secret: Secret
     authority_host: str | None = None
     uses_local_emulator: bool = False
+    consumer_group: str = "cefpipe-sink"
     flush_interval_secs: float = 5.0
     max_batch_bytes: int = 1_000_000
     max_batch_raw_bytes: int = 48 * 1024 * 1024
@@ -282,6 +284,7 @@ def _load(env: _Env) -> Settings:
         kafka=_load_kafka(env),
         ingest=_load_ingest(env),
         enrich=EnrichSettings(
+            consumer_group=env.text("ENRICH_CONSUMER_GROUP", "cefpipe-enrich"),
             batch_max_events=env.integer("ENRICH_BATCH_MAX_EVENTS", 2000, minimum=1),
             batch_wait_secs=env.number("ENRICH_BATCH_WAIT_SECS", 0.05),
             max_in_flight_events=env.integer(
@@ -372,6 +375,7 @@ def _load_sink(env: _Env, home: Path, emulator: EmulatorSettings) -> SinkSetting
         client_secret=Secret(secret or (LOCAL_CLIENT_SECRET if local else "")),
         authority_host=authority,
         uses_local_emulator=local,
+        consumer_group=env.text("SINK_CONSUMER_GROUP", "cefpipe-sink"),
         flush_interval_secs=env.number("SINK_FLUSH_INTERVAL_SECS", 5.0, minimum=0.01),
         max_batch_bytes=env.integer("SINK_MAX_BATCH_BYTES", 1_000_000, minimum=1024),
         max_batch_raw_bytes=env.integer(

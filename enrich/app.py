@@ -28,12 +28,14 @@ from confluent_kafka import Producer
 
 from cefpipe.kafka_logging import with_logger
 from cefpipe.settings import Settings
-from enrich.batch import BatchEnricher
+from enrich.batch import BatchEnricher, batches_by_messages
 
 logger = logging.getLogger(__name__)
 
-APP_ID = "cefpipe-enrich"
 _HEARTBEAT_SECS = 5.0
+# Records per take: a packed record holds up to INGEST_RECORD_MAX_BYTES of
+# messages, so this bounds the messages held before and during parsing.
+_TAKE_MAX_RECORDS = 256
 _DELIVERY_POLL_SECS = 0.002
 _IDLE_POLL_SECS = 0.05
 
@@ -45,6 +47,8 @@ class EnrichRuntime:
     app: faust.App
     producer: Producer
     enricher: BatchEnricher
+    # Faust insists on a data directory even without tables; removed at exit.
+    workdir: tempfile.TemporaryDirectory[str]
     last_heartbeat: float = field(default_factory=time.monotonic)
     batches: int = 0
 
@@ -52,8 +56,12 @@ class EnrichRuntime:
 def build_app(settings: Settings) -> EnrichRuntime:
     """Create the Faust app, its agent and the producer its agent writes with."""
     kafka = settings.kafka
+    (settings.home / "enrich").mkdir(parents=True, exist_ok=True)
+    workdir = tempfile.TemporaryDirectory(
+        prefix=f"{settings.instance}-", dir=settings.home / "enrich"
+    )
     app = faust.App(
-        APP_ID,
+        settings.enrich.consumer_group,
         broker=[
             f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")
         ],
@@ -66,9 +74,9 @@ def build_app(settings: Settings) -> EnrichRuntime:
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
-        datadir=tempfile.mkdtemp(prefix="cefpipe-enrich-"),
-        # Raw records may pack many messages: bound the buffer in records.
-        stream_buffer_maxsize=1024,
+        datadir=workdir.name,
+        # A raw record may pack hundreds of messages: few records in memory.
+        stream_buffer_maxsize=_TAKE_MAX_RECORDS,
     )
     producer = Producer(
         with_logger(
@@ -83,7 +91,7 @@ def build_app(settings: Settings) -> EnrichRuntime:
         )
     )
     enricher = BatchEnricher(producer, kafka.topic_enriched, kafka.topic_dead_letter)
-    runtime = EnrichRuntime(app, producer, enricher)
+    runtime = EnrichRuntime(app, producer, enricher, workdir)
 
     raw_topic = app.topic(kafka.topic_raw, key_type=bytes, value_type=bytes)
     batch_max = settings.enrich.batch_max_events
@@ -94,11 +102,13 @@ def build_app(settings: Settings) -> EnrichRuntime:
     async def enrich_raw(stream: Any) -> None:
         acknowledger = asyncio.create_task(_acknowledge_completed(stream, runtime))
         try:
-            async for events in stream.noack_take(batch_max, within=batch_wait):
-                enricher.submit([event.message for event in events], events)
-                runtime.batches += 1
-                while enricher.pending_messages > max_in_flight:
-                    await asyncio.sleep(_DELIVERY_POLL_SECS)
+            async for events in stream.noack_take(_TAKE_MAX_RECORDS, within=batch_wait):
+                messages = [event.message for event in events]
+                for start, stop in batches_by_messages(messages, batch_max):
+                    enricher.submit(messages[start:stop], events[start:stop])
+                    runtime.batches += 1
+                    while enricher.pending_messages > max_in_flight:
+                        await asyncio.sleep(_DELIVERY_POLL_SECS)
         finally:
             acknowledger.cancel()
 

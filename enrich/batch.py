@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter as Tally
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,7 +62,7 @@ class RawRecord(Protocol):
     timestamp: float  # seconds since the epoch
 
 
-@dataclass
+@dataclass(slots=True)
 class _Outgoing:
     """One record to produce, kept until Kafka acknowledges it."""
 
@@ -74,6 +74,16 @@ class _Outgoing:
     raw: bytes
     is_row: bool
     error: KafkaError | None = None
+    batch: InFlightBatch | None = None
+
+    def on_delivery(self, error: KafkaError | None, _: Message) -> None:
+        """Delivery report from the producer, served on the event loop's thread."""
+        batch = self.batch
+        assert batch is not None
+        batch.outstanding -= 1
+        if error is not None:
+            self.error = error
+            batch.failed.append(self)
 
 
 @dataclass
@@ -240,13 +250,7 @@ class BatchEnricher:
 
     def _produce(self, item: _Outgoing, batch: InFlightBatch) -> None:
         item.error = None
-
-        def on_delivery(error: KafkaError | None, _: Message) -> None:
-            batch.outstanding -= 1
-            if error is not None:
-                item.error = error
-                batch.failed.append(item)
-
+        item.batch = batch
         batch.outstanding += 1
         while True:
             try:
@@ -255,7 +259,7 @@ class BatchEnricher:
                     item.value,
                     item.key,
                     headers=item.headers,
-                    on_delivery=on_delivery,
+                    on_delivery=item.on_delivery,
                 )
                 return
             except BufferError:
@@ -329,6 +333,28 @@ class BatchEnricher:
             )
         metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
         metrics.BATCH_EVENTS.observe(batch.size)
+
+
+def batches_by_messages(
+    records: Sequence[RawRecord], max_messages: int
+) -> Iterator[tuple[int, int]]:
+    """Cut ``records`` into runs of at most ``max_messages`` messages.
+
+    Yields (start, stop) indexes; a record that alone holds more messages than
+    the limit is a run of its own. Packed records make a few records hold many
+    messages, so counting records alone would not bound the work in flight.
+    """
+    start = 0
+    messages = 0
+    for index, record in enumerate(records):
+        packed = header(record.headers, HEADER_MESSAGES)
+        count = int(packed) if packed and packed.isdigit() else 1
+        if messages and messages + count > max_messages:
+            yield start, index
+            start, messages = index, 0
+        messages += count
+    if start < len(records):
+        yield start, len(records)
 
 
 def _messages(record: RawRecord) -> list[bytes]:

@@ -65,6 +65,7 @@ def run(settings: Settings) -> int:
         return int(exit_.code or 0)
     finally:
         metrics_server.stop()
+        runtime.workdir.cleanup()
     return 0
 
 

@@ -125,6 +125,7 @@ def to_utc_iso(
     return _format(moment, fraction)
 
 
+@lru_cache(maxsize=64)
 def format_receive_time(received_at_us: int) -> str:
     """ISO 8601 UTC with six fraction digits, for TimeGenerated's last resort."""
     moment = _EPOCH + timedelta(microseconds=received_at_us)

@@ -31,10 +31,6 @@ from sink.worker import SinkWorker, WorkerLimits, consumer_config
 
 logger = logging.getLogger(__name__)
 
-# TODO: make the consumer group a setting (SINK_GROUP_ID) so that two pipelines
-# can share one broker; settings.py has no variable for it yet.
-DEFAULT_GROUP_ID = "cefpipe-sink"
-
 # The consuming loop iterates every fraction of a second unless a revocation
 # is draining, which may take the whole grace period.
 _LOOP_STALL_MARGIN_SECS = 60.0
@@ -57,14 +53,14 @@ class SinkApp:
     def build(
         cls,
         settings: Settings,
-        group_id: str = DEFAULT_GROUP_ID,
+        group_id: str | None = None,
         **client_options: Any,
     ) -> SinkApp:
         """Wire the sink together; connects to nothing until the worker runs.
 
         Args:
             settings: the process settings.
-            group_id: the Kafka consumer group.
+            group_id: the Kafka consumer group; ``SINK_CONSUMER_GROUP`` if None.
             client_options: extra keyword arguments for the SDK client.
         """
         sink = settings.sink
@@ -89,7 +85,9 @@ class SinkApp:
             consumer=Consumer(
                 with_logger(
                     consumer_config(
-                        kafka.bootstrap_servers, group_id, settings.instance
+                        kafka.bootstrap_servers,
+                        group_id or sink.consumer_group,
+                        settings.instance,
                     )
                 )
             ),

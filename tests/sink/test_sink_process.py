@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from cefpipe.settings import Settings
 from emulator.server import EmulatorThread
-from sink.main import DEFAULT_GROUP_ID
 from tests.conftest import PipelineTopics
 from tests.sink.sinkkit import (
     committed_offsets,
@@ -145,7 +145,9 @@ def test_sigterm_under_load_drains_commits_and_exits_zero(
     wait_for(
         lambda: (
             committed_offsets(
-                kafka_bootstrap, DEFAULT_GROUP_ID, pipeline_topics.enriched
+                kafka_bootstrap,
+                Settings.from_env({}).sink.consumer_group,
+                pipeline_topics.enriched,
             )
             == ends
         ),
