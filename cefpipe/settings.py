@@ -8,6 +8,7 @@ file knows what a number means without opening the code.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Iterator, Mapping
@@ -75,10 +76,14 @@ class IngestSettings:
     tls_key_file: Path | None
     max_message_bytes: int
     max_connections: int
+    max_connections_per_sender: int
     idle_timeout_secs: float
+    shutdown_grace_secs: float
+    udp_receive_buffer_bytes: int
     linger_ms: int
     compression: str
     queue_max_messages: int
+    queue_max_kbytes: int
     partitioning: str
     record_max_bytes: int
     metrics_port: int
@@ -250,6 +255,8 @@ class _Env:
             value = float(raw)
         except ValueError:
             raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise SettingsError(f"{name} must be a finite number, got {raw!r}")
         if value < minimum:
             raise SettingsError(f"{name} must be at least {minimum}, got {value}")
         return value
@@ -329,11 +336,21 @@ def _load_ingest(env: _Env) -> IngestSettings:
         max_message_bytes=env.integer(
             "SYSLOG_MAX_MESSAGE_BYTES", 256 * 1024, minimum=64
         ),
-        max_connections=env.integer("SYSLOG_MAX_CONNECTIONS", 2000, minimum=1),
+        max_connections=env.integer("SYSLOG_MAX_CONNECTIONS", 4000, minimum=1),
+        max_connections_per_sender=env.integer(
+            "SYSLOG_MAX_CONNECTIONS_PER_SENDER", 256, minimum=1
+        ),
         idle_timeout_secs=env.number("SYSLOG_IDLE_TIMEOUT_SECS", 600.0, minimum=1.0),
+        shutdown_grace_secs=env.number("SYSLOG_SHUTDOWN_GRACE_SECS", 5.0),
+        udp_receive_buffer_bytes=env.integer(
+            "SYSLOG_UDP_RECEIVE_BUFFER_BYTES", 16 * 1024 * 1024, minimum=65536
+        ),
         linger_ms=env.integer("INGEST_LINGER_MS", 20),
         compression=env.choice("INGEST_COMPRESSION", "lz4", ("lz4", "none")),
         queue_max_messages=env.integer("INGEST_QUEUE_MAX_MESSAGES", 200_000, minimum=1),
+        queue_max_kbytes=env.integer(
+            "INGEST_QUEUE_MAX_KBYTES", 256 * 1024, minimum=1024
+        ),
         partitioning=env.choice("INGEST_PARTITIONING", "sender", ("sender", "spread")),
         record_max_bytes=env.integer("INGEST_RECORD_MAX_BYTES", 256 * 1024),
         metrics_port=env.port("INGEST_METRICS_PORT", 9101),
