@@ -11,8 +11,9 @@ import sys
 import uuid
 from dataclasses import asdict
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from cefpipe.kafka_broker import is_reachable
 from cefpipe.kafka_logging import with_logger
 from cefpipe.records import DeadLetter, Headers
 from cefpipe.settings import Settings
@@ -80,7 +81,18 @@ def _as_pairs(headers: object) -> Headers:
 
 
 def run(settings: Settings, *, limit: int, as_json: bool) -> int:
-    letters = newest_dead_letters(settings, limit)
+    bootstrap = settings.kafka.bootstrap_servers
+    if not is_reachable(bootstrap):
+        print(
+            f"cefpipe dead-letters: no Kafka broker answers at {bootstrap}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        letters = newest_dead_letters(settings, limit)
+    except KafkaException as exc:
+        print(f"cefpipe dead-letters: {exc.args[0].str()}", file=sys.stderr)
+        return 1
     for dead, value, timestamp_ms in letters:
         text = value.decode("utf-8", "replace")
         if as_json:

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -81,6 +82,19 @@ def is_reachable(bootstrap_servers: str, timeout_secs: float = 3.0) -> bool:
     return True
 
 
+def cluster_id_at(bootstrap_servers: str, timeout_secs: float = 5.0) -> str | None:
+    """The id of the Kafka cluster answering at ``bootstrap_servers``, if any."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    try:
+        description = admin.describe_cluster(request_timeout=timeout_secs).result(
+            timeout=timeout_secs
+        )
+    except Exception:
+        return None
+    cluster_id = description.cluster_id
+    return str(cluster_id) if cluster_id else None
+
+
 class LocalBroker:
     """Start, stop and inspect one local broker described by a BrokerConfig.
 
@@ -103,6 +117,7 @@ class LocalBroker:
             )
             return
         _check_java()
+        self._check_ports_free()
         self.ensure_jars()
         self._write_config()
         self._format_storage()
@@ -141,6 +156,8 @@ class LocalBroker:
 
     def running_pid(self) -> int | None:
         """The broker's pid if its pid file names a live broker process."""
+        if self._process is not None:
+            self._process.poll()  # reap a broker this process started and lost
         try:
             pid = int(self.config.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
@@ -193,6 +210,26 @@ class LocalBroker:
                 shutil.rmtree(lib)
             staged.rename(lib)
         return lib
+
+    def _check_ports_free(self) -> None:
+        """Refuse to start where another process already listens.
+
+        Otherwise this broker would fail to bind while the other one answers
+        on the port, and the stack would silently use someone else's broker.
+        """
+        for name, port in (
+            ("KAFKA_BROKER_PORT", self.config.broker_port),
+            ("KAFKA_CONTROLLER_PORT", self.config.controller_port),
+        ):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    raise BrokerError(
+                        f"port {port} ({name}) is already in use on 127.0.0.1; "
+                        "stop what listens there, choose another port, or set "
+                        "KAFKA_BOOTSTRAP_SERVERS to use a running broker"
+                    ) from None
 
     def _write_config(self) -> None:
         cfg = self.config
@@ -292,6 +329,7 @@ class LocalBroker:
                     f"last log lines:\n{self._log_tail()}"
                 )
             if is_reachable(self.config.bootstrap_servers, timeout_secs=1.0):
+                self._check_answering_broker_is_ours(process)
                 return
             time.sleep(0.3)
         process.kill()
@@ -300,6 +338,30 @@ class LocalBroker:
             f"Kafka broker did not answer within {_START_TIMEOUT_SECS:.0f}s; "
             f"last log lines:\n{self._log_tail()}"
         )
+
+    def _check_answering_broker_is_ours(self, process: subprocess.Popen[bytes]) -> None:
+        """The broker that answers must be the one formatted in this home."""
+        expected = self._formatted_cluster_id()
+        answering = cluster_id_at(self.config.bootstrap_servers)
+        if expected is not None and answering is not None and answering != expected:
+            process.kill()
+            self.config.pid_file.unlink(missing_ok=True)
+            raise BrokerError(
+                f"another Kafka cluster ({answering}) answers at "
+                f"{self.config.bootstrap_servers}, not the one formatted in "
+                f"{self.config.data_dir}"
+            )
+
+    def _formatted_cluster_id(self) -> str | None:
+        try:
+            text = (self.config.data_dir / "meta.properties").read_text()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "cluster.id":
+                return value.strip()
+        return None
 
     def _java_command(self) -> list[str]:
         java = shutil.which("java") or "java"
@@ -342,8 +404,15 @@ def _check_java() -> None:
 
 
 def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own, never one that starts with ``-``, which the storage tool
+    would read as an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _is_broker_process(pid: int) -> bool:

@@ -21,9 +21,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cefpipe.kafka_broker import BrokerError, LocalBroker, is_reachable
 from cefpipe.kafka_command import broker_config
@@ -35,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 _HEALTH_TIMEOUT_SECS = 90.0
 _STOP_GRACE_SECS = 45.0
-_MAX_RESTARTS_PER_MINUTE = 3
+_MAX_RESTART_DELAY_SECS = 60.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -50,7 +49,9 @@ class Component:
     name: str
     metrics_port: int
     process: subprocess.Popen[bytes] | None = None
-    restarts: deque[float] = field(default_factory=deque)
+    started_at: float | None = None
+    backoff: float = 1.0
+    next_start: float | None = None
 
     @property
     def health_url(self) -> str:
@@ -96,8 +97,9 @@ class Stack:
             self._wait_healthy(child)
 
     def watch(self, stop: threading.Event) -> None:
-        """Until ``stop`` is set, restart children that exit unexpectedly."""
+        """Until ``stop`` is set, restart the broker and children that exit."""
         while not stop.wait(1.0):
+            self._restart_broker_if_dead()
             for child in self.children:
                 if child.process is not None and child.process.poll() is not None:
                     self._restart(child)
@@ -138,6 +140,7 @@ class Stack:
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+        child.started_at = time.monotonic()
         log_file.close()
 
     def _wait_healthy(self, child: Component) -> None:
@@ -146,8 +149,9 @@ class Stack:
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
                 raise StackError(
-                    f"{child.name} exited with code {child.process.returncode}; see "
-                    f"{self._log_dir / (child.name + '.log')}"
+                    f"{child.name} exited with code {child.process.returncode}: "
+                    f"{self._last_log_line(child)} (full log: "
+                    f"{self._log_dir / (child.name + '.log')})"
                 )
             healthy, _ = check_health(child.health_url)
             if healthy:
@@ -158,23 +162,51 @@ class Stack:
         )
 
     def _restart(self, child: Component) -> None:
+        """Start a dead child again, waiting longer each time it dies soon after.
+
+        A child that keeps dying is retried for as long as the stack runs (a
+        broker or a port may come back); the wait doubles up to a minute.
+        """
         assert child.process is not None
-        code = child.process.returncode
         now = time.monotonic()
-        while child.restarts and now - child.restarts[0] > 60:
-            child.restarts.popleft()
-        if len(child.restarts) >= _MAX_RESTARTS_PER_MINUTE:
-            logger.error(
-                "%s keeps exiting (code %s); not restarting it again. Its log: %s",
+        if child.next_start is None:
+            code = child.process.returncode
+            quick = child.started_at is not None and now - child.started_at < 60
+            child.backoff = (
+                min(child.backoff * 2, _MAX_RESTART_DELAY_SECS) if quick else 1.0
+            )
+            child.next_start = now + child.backoff
+            logger.warning(
+                "%s exited with code %s; restarting it in %.0fs. Last log line: %s",
                 child.name,
                 code,
-                self._log_dir / f"{child.name}.log",
+                child.backoff,
+                self._last_log_line(child),
             )
-            child.process = None
+        if now >= child.next_start:
+            child.next_start = None
+            self._spawn(child)
+
+    def _restart_broker_if_dead(self) -> None:
+        broker = self._broker
+        if broker is None or broker.running_pid() is not None:
             return
-        child.restarts.append(now)
-        logger.warning("%s exited with code %s; restarting it", child.name, code)
-        self._spawn(child)
+        logger.error("the Kafka broker this stack started has died; starting it again")
+        try:
+            broker.start()
+        except BrokerError as exc:
+            logger.error("Kafka could not be restarted: %s", exc)
+
+    def _last_log_line(self, child: Component) -> str:
+        try:
+            lines = (
+                (self._log_dir / f"{child.name}.log")
+                .read_text(errors="replace")
+                .splitlines()
+            )
+        except OSError:
+            return "(no log)"
+        return lines[-1][:500] if lines else "(empty log)"
 
 
 def check_health(url: str, timeout_secs: float = 2.0) -> tuple[bool, dict[str, object]]:

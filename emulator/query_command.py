@@ -49,6 +49,12 @@ def run(settings: Settings, query: str, *, as_json: bool) -> int:
         )
         return 1
 
+    if not stored and not settings.emulator_db_file.exists():
+        print(
+            f"cefpipe query: no rows stored yet ({settings.emulator_db_file} does "
+            "not exist; is CEFPIPE_HOME the stack's?)",
+            file=sys.stderr,
+        )
     results = run_query(chosen, stored)
     if as_json:
         write_json_lines(results, sys.stdout)

@@ -17,7 +17,7 @@ from collections import Counter as Tally
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -38,6 +38,8 @@ from enrich.pipeline import Enriched, Envelope, encode_row, enrich
 
 logger = logging.getLogger(__name__)
 
+# CEF versions the spec defines; others are accepted and counted.
+_COMMON_VERSIONS: Final = frozenset({"0", "1"})
 _RETRY_BACKOFF_SECS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 # Errors that no amount of retrying fixes: the record itself is unacceptable.
 _PERMANENT = frozenset(
@@ -193,7 +195,11 @@ class BatchEnricher:
         batch: InFlightBatch,
     ) -> _Outgoing:
         source = f"{record.topic}/{record.partition}/{record.offset}/{index}"
-        row_id = f"{record.partition}-{record.offset}-{index}"
+        # Unique across topics and stacks feeding one workspace, stable across
+        # redeliveries: where the message sits in Kafka and when it arrived.
+        # Unique across topics and stacks feeding one workspace, and stable
+        # across redeliveries: where the message sits in Kafka, when it arrived.
+        row_id = f"{record.partition}-{record.offset}-{index}-{envelope.received_at_us}"
         outcome = enrich(
             value,
             Envelope(
@@ -202,8 +208,13 @@ class BatchEnricher:
         )
         if isinstance(outcome, Enriched):
             batch.rows += 1
-            if outcome.truncated_columns or outcome.duplicate_keys:
-                _count_repairs(outcome)
+            if (
+                outcome.truncated_columns
+                or outcome.duplicate_keys
+                or outcome.time_out_of_window
+                or outcome.cef_version not in _COMMON_VERSIONS
+            ):
+                _count_oddities(outcome)
             return _Outgoing(
                 self._enriched_topic,
                 encode_row(outcome.row),
@@ -388,8 +399,13 @@ def _envelope(record: RawRecord) -> Envelope:
     )
 
 
-def _count_repairs(outcome: Enriched) -> None:
+def _count_oddities(outcome: Enriched) -> None:
+    """Count what the row had repaired or flagged; rare, so kept off the fast path."""
     for column in outcome.truncated_columns:
         metrics.VALUES_TRUNCATED.labels(column).inc()
     if outcome.duplicate_keys:
         metrics.DUPLICATE_KEYS.inc(len(outcome.duplicate_keys))
+    if outcome.time_out_of_window:
+        metrics.TIMES_OUT_OF_WINDOW.inc()
+    if outcome.cef_version not in _COMMON_VERSIONS:
+        metrics.UNUSUAL_CEF_VERSIONS.inc()

@@ -30,6 +30,15 @@ DUPLICATE_KEYS = Counter(
     "cefpipe_enrich_duplicate_keys",
     "CEF extension keys that appeared more than once in an event (the last won).",
 )
+TIMES_OUT_OF_WINDOW = Counter(
+    "cefpipe_enrich_times_out_of_window",
+    "Rows whose TimeGenerated (from rt or the syslog prefix) lies over two days "
+    "before or a day after the receive time; kept, but the service may re-stamp.",
+)
+UNUSUAL_CEF_VERSIONS = Counter(
+    "cefpipe_enrich_unusual_cef_versions",
+    "Events accepted although their CEF version is neither 0 nor 1.",
+)
 DELIVERY_RETRIES = Counter(
     "cefpipe_enrich_delivery_retries",
     "Records produced again after Kafka refused them.",

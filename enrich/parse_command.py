@@ -29,8 +29,15 @@ _OVERSIZED: Final = Rejection(
 
 
 def run(file: Path | None, *, octet_counted: bool) -> int:
-    """Parse every message of ``file`` (stdin when None); 1 if any was rejected."""
-    data = file.read_bytes() if file is not None else sys.stdin.buffer.read()
+    """Parse every message of ``file`` (stdin when None); 1 if any was rejected.
+
+    Returns 2, with one line on stderr, when ``file`` cannot be read.
+    """
+    try:
+        data = file.read_bytes() if file is not None else sys.stdin.buffer.read()
+    except OSError as exc:
+        print(f"cefpipe parse: cannot read {file}: {exc.strerror}", file=sys.stderr)
+        return 2
     messages = _octet_counted_messages(data) if octet_counted else _lines(data)
     out, err = sys.stdout.buffer, sys.stderr.buffer
 

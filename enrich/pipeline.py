@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 import orjson
@@ -21,6 +22,12 @@ from enrich.mapping import Row, map_extensions, receipt_time
 from enrich.syslog import SyslogEnvelope, parse_syslog
 from enrich.timestamps import format_receive_time
 
+ROW_ID_KEY: Final = "cefpipeRowId"
+# Pairs of AdditionalExtensions that are never shortened to fit the field limit.
+_KEPT_WHOLE: Final = ("pri=", "outcome=", "eventOutcome=", f"{ROW_ID_KEY}=")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_TWO_DAYS_US: Final = 2 * 86_400 * 1_000_000
+_ONE_DAY_US: Final = 86_400 * 1_000_000
 _BLANK: Final = " \t\r\n\x0b\x0c\ufeff"
 # No string of this many characters or fewer can exceed the byte limit.
 _SAFE_CHARS: Final = MAX_FIELD_BYTES // 4
@@ -58,11 +65,18 @@ class Enriched:
         row: CommonSecurityLog columns plus ``Rule``/``Outcome``; no None values.
         truncated_columns: columns cut to the service's per-field byte limit.
         duplicate_keys: extension keys that appeared more than once.
+        cef_version: the CEF version the header named.
+        time_out_of_window: TimeGenerated is implausibly far from the receive
+            time (kept as stated, counted by the caller).
     """
 
     row: Row
     truncated_columns: tuple[str, ...] = ()
     duplicate_keys: tuple[str, ...] = ()
+    cef_version: str = "0"
+    # TimeGenerated (from rt or the syslog prefix) lies more than two days
+    # before or a day after the receive time: the service may re-stamp it.
+    time_out_of_window: bool = False
 
 
 _EMPTY: Final = Rejection("empty_message", "empty message")
@@ -98,13 +112,26 @@ def _enrich(raw: bytes, envelope: Envelope) -> Enriched | Rejection:
     except CefSyntaxError as exc:
         return Rejection(exc.reason, exc.message)
 
-    row = _build_row(event, syslog, envelope)
+    row, extensions_cut = _build_row(event, syslog, envelope)
     truncated = _truncate_long_values(row) if _may_be_too_long(text, envelope) else ()
-    return Enriched(row, truncated, event.duplicate_keys)
+    if extensions_cut:
+        truncated = ("AdditionalExtensions", *truncated)
+    return Enriched(
+        row,
+        truncated,
+        event.duplicate_keys,
+        event.version,
+        _out_of_window(row["TimeGenerated"], envelope.received_at_us),
+    )
 
 
-def _build_row(event: CefEvent, syslog: SyslogEnvelope, envelope: Envelope) -> Row:
-    """Columns in a stable order: time, origin, header, extension, record fields."""
+def _build_row(
+    event: CefEvent, syslog: SyslogEnvelope, envelope: Envelope
+) -> tuple[Row, bool]:
+    """Columns in a stable order: time, origin, header, extension, record fields.
+
+    Returns the row and whether AdditionalExtensions had to be shortened.
+    """
     row: Row = {"TimeGenerated": ""}
     computer = syslog.hostname or _peer_host(envelope.peer)
     if computer:
@@ -124,9 +151,10 @@ def _build_row(event: CefEvent, syslog: SyslogEnvelope, envelope: Envelope) -> R
         echo_keys=contrast.ECHOED_KEYS if is_contrast else (),
     )
     if envelope.row_id is not None:
-        extra.append(f"cefpipeRowId={envelope.row_id}")
+        extra.append(f"{ROW_ID_KEY}={envelope.row_id}")
+    extensions_cut = False
     if extra:
-        row["AdditionalExtensions"] = ";".join(extra)
+        row["AdditionalExtensions"], extensions_cut = _join_extensions(extra)
     if is_contrast:
         contrast.add_rule_and_outcome(row, extensions)
 
@@ -138,7 +166,48 @@ def _build_row(event: CefEvent, syslog: SyslogEnvelope, envelope: Envelope) -> R
         or syslog.timestamp
         or format_receive_time(envelope.received_at_us)
     )
-    return row
+    return row, extensions_cut
+
+
+def _join_extensions(pairs: list[str]) -> tuple[str, bool]:
+    """``k=v`` pairs joined by ``;``, kept under the field limit by their values.
+
+    When the pairs would pass the service's per-field limit, the longest
+    values are shortened, never ``pri``, the outcome or the row id: the stock
+    queries and rules read those, and the row id is what removes duplicates.
+    Returns the joined text and whether anything was shortened.
+    """
+    joined = ";".join(pairs)
+    if len(joined) <= _SAFE_CHARS or len(joined.encode()) <= MAX_FIELD_BYTES:
+        return joined, False
+    sizes = [len(pair.encode()) for pair in pairs]
+    excess = sum(sizes) + len(pairs) - 1 - MAX_FIELD_BYTES
+    shortenable = sorted(
+        (i for i, pair in enumerate(pairs) if not pair.startswith(_KEPT_WHOLE)),
+        key=sizes.__getitem__,
+        reverse=True,
+    )
+    for index in shortenable:
+        if excess <= 0:
+            break
+        key, _, value = pairs[index].partition("=")
+        keep = max(0, len(value.encode()) - excess)
+        cut = value.encode()[:keep].decode("utf-8", "ignore")
+        excess -= len(value.encode()) - len(cut.encode())
+        pairs[index] = f"{key}={cut}"
+    return ";".join(pairs), True
+
+
+def _out_of_window(time_generated: str | int | float, received_at_us: int) -> bool:
+    """Whether an event time lies further from receipt than the service accepts."""
+    if not isinstance(time_generated, str):
+        return False
+    try:
+        moment = datetime.fromisoformat(time_generated)
+    except ValueError:
+        return True
+    offset_us = (moment - _EPOCH).total_seconds() * 1e6 - received_at_us
+    return not -_TWO_DAYS_US <= offset_us <= _ONE_DAY_US
 
 
 def _add_header(row: Row, event: CefEvent) -> None:

@@ -162,3 +162,51 @@ def test_values_at_the_limit_are_not_cut() -> None:
 
 def test_encode_row_is_compact_json() -> None:
     assert orjson.loads(encode_row({"A": 1, "B": "x"})) == {"A": 1, "B": "x"}
+
+
+def test_long_unmapped_values_are_shortened_before_pri_outcome_and_row_id() -> None:
+    raw = (
+        b"CEF:0|Contrast Security|Contrast Agent Python|10.0|SECURITY|x|WARN|"
+        b"pri=sql-injection contrastAgentServer=" + b"s" * 70_000 + b" outcome=BLOCKED"
+    )
+    outcome = enrich(raw, Envelope(received_at_us=RECEIVED_AT_US, row_id="1-2-3-4"))
+    assert isinstance(outcome, Enriched)
+    extensions = str(outcome.row["AdditionalExtensions"])
+    assert len(extensions.encode()) <= MAX_FIELD_BYTES
+    assert extensions.startswith("pri=sql-injection;contrastAgentServer=sss")
+    assert extensions.endswith(";outcome=BLOCKED;cefpipeRowId=1-2-3-4")
+    assert outcome.row["Rule"] == "sql-injection"
+    assert "AdditionalExtensions" in outcome.truncated_columns
+
+
+@pytest.mark.parametrize(
+    ("rt", "out_of_window"),
+    [
+        ("1717582272", True),  # ten digits read as milliseconds: January 1970
+        ("99999999999999", True),  # the year 5138
+        (str(RECEIVED_AT_US // 1000 - 3_600_000), False),  # an hour before receipt
+        (str(RECEIVED_AT_US // 1000 + 3_600_000), False),  # clocks an hour apart
+    ],
+)
+def test_event_times_far_from_receipt_are_kept_and_flagged(
+    rt: str, out_of_window: bool
+) -> None:
+    raw = b"CEF:0|Acme|Wall|1.0|1|n|3|rt=" + rt.encode()
+    outcome = enrich(raw, Envelope(received_at_us=RECEIVED_AT_US))
+    assert isinstance(outcome, Enriched)
+    assert outcome.time_out_of_window is out_of_window
+    assert outcome.row["ReceiptTime"] == rt
+
+
+def test_receive_time_is_never_out_of_window() -> None:
+    outcome = enrich(b"CEF:0|Acme|Wall|1.0|1|n|3|act=allow", Envelope(RECEIVED_AT_US))
+    assert isinstance(outcome, Enriched)
+    assert outcome.time_out_of_window is False
+
+
+@pytest.mark.parametrize(("version", "expected"), [("0", "0"), ("1", "1"), ("2", "2")])
+def test_the_cef_version_is_reported(version: str, expected: str) -> None:
+    raw = f"CEF:{version}|Acme|Wall|1.0|1|n|3|act=allow".encode()
+    outcome = enrich(raw, Envelope(RECEIVED_AT_US))
+    assert isinstance(outcome, Enriched)
+    assert outcome.cef_version == expected
