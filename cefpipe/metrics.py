@@ -59,6 +59,22 @@ class Health:
         }
 
 
+def kafka_reachable_check(bootstrap_servers: str) -> HealthCheck:
+    """A health check that fails while no broker answers at ``bootstrap_servers``.
+
+    A worker whose broker is gone has nothing to do and looks idle, not broken;
+    this check makes the outage visible on ``/healthz`` and to ``cefpipe status``.
+    """
+    from cefpipe.kafka_broker import is_reachable
+
+    def check() -> tuple[bool, str]:
+        if is_reachable(bootstrap_servers, timeout_secs=1.0):
+            return True, f"broker answers at {bootstrap_servers}"
+        return False, f"no broker answers at {bootstrap_servers}"
+
+    return check
+
+
 class MetricsServer:
     """Serves ``/metrics`` and ``/healthz`` on a daemon thread.
 

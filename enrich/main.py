@@ -14,7 +14,7 @@ import faust
 import uvloop
 
 from cefpipe.logconfig import configure_logging
-from cefpipe.metrics import Health, MetricsServer
+from cefpipe.metrics import Health, MetricsServer, kafka_reachable_check
 from cefpipe.settings import Settings
 from enrich.app import EnrichRuntime, build_app
 
@@ -31,6 +31,7 @@ def run(settings: Settings) -> int:
     health = Health()
     health.register("event_loop", lambda: _loop_health(runtime))
     health.register("kafka_delivery", lambda: _delivery_health(runtime))
+    health.register("kafka", kafka_reachable_check(settings.kafka.bootstrap_servers))
     try:
         metrics_server = MetricsServer(
             settings.metrics_bind_host, settings.enrich.metrics_port, health

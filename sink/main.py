@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer
 
 from cefpipe.kafka_logging import with_logger
 from cefpipe.logconfig import configure_logging
-from cefpipe.metrics import Health, MetricsServer
+from cefpipe.metrics import Health, MetricsServer, kafka_reachable_check
 from cefpipe.settings import Settings, SinkSettings
 from sink.batch import BatchLimits
 from sink.credential import RenewableCredential, build_credential
@@ -114,6 +114,7 @@ class SinkApp:
         )
         health = Health()
         register_health_checks(health, worker, fault, sink)
+        health.register("kafka", kafka_reachable_check(kafka.bootstrap_servers))
         return cls(
             worker=worker, health=health, uploader=uploader, credential=credential
         )
