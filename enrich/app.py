@@ -74,6 +74,9 @@ def build_app(settings: Settings) -> EnrichRuntime:
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # A worker that died is noticed in seconds, not a minute, so its
+        # partitions move to the others (heartbeats run off the event loop).
+        broker_session_timeout=10.0,
         datadir=workdir.name,
         # A raw record may pack hundreds of messages: few records in memory.
         stream_buffer_maxsize=_TAKE_MAX_RECORDS,

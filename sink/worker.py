@@ -87,6 +87,8 @@ def consumer_config(
         # A new group starts at the beginning: rows enriched before the sink's
         # first start are still to be delivered.
         "auto.offset.reset": "earliest",
+        # A sink that died is noticed in seconds, so its partitions move on.
+        "session.timeout.ms": 10_000,
     }
 
 
