@@ -33,6 +33,7 @@ from cefpipe.records import (
 )
 from cefpipe.settings import DEFAULT_KAFKA_VERSION, Settings
 from cefpipe.topics import ensure_topics
+from ingest.publisher import producer_config
 
 PARTITIONS = 8  # the pipeline's default TOPIC_PARTITIONS
 
@@ -178,15 +179,9 @@ class TopicCounter:
 
 
 def ingest_producer_config(bootstrap: str) -> dict[str, object]:
-    """The producer settings ingest publishes with (see ingest/publisher.py)."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        "compression.type": "lz4",
-        "linger.ms": 20,
-        "queue.buffering.max.messages": 200_000,
-    }
+    """The producer settings ingest publishes with, on its default settings."""
+    settings = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+    return {**producer_config(settings), "client.id": "bench-bare-producer"}
 
 
 def raw_headers(

@@ -222,6 +222,9 @@ class LocalBroker:
             ("KAFKA_CONTROLLER_PORT", self.config.controller_port),
         ):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                # As a listener binds: a port whose old connections linger in
+                # TIME_WAIT is free; one something listens on is not.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError:

@@ -1,11 +1,18 @@
-"""Cut a TCP byte stream into syslog messages (RFC 6587), without doing any I/O.
+"""Cut received bytes into syslog messages, without doing any I/O.
 
-Two framings share one stream and are told apart frame by frame, as rsyslog and
-Vector do: a frame that starts with ``[1-9][0-9]* SP`` is octet-counted (``LEN SP
-MSG``, where MSG may hold raw line breaks); anything else runs to the next LF or
-NUL (non-transparent framing). A message longer than the limit is never held in
-memory whole: its first bytes are kept for the dead-letter topic and the rest is
-skipped, so one bad sender cannot exhaust the listener.
+A TCP stream (RFC 6587) carries two framings, told apart frame by frame: a frame is
+octet-counted (``LEN SP MSG``, where MSG may hold raw line breaks) when it starts
+with ``[1-9][0-9]* SP`` followed by the start of a syslog message, ``<`` (PRI) or,
+for bare CEF, ``CEF:``. Anything else runs to the next LF or NUL (non-transparent
+framing), so a line that merely starts with digits, such as a timestamp with a
+numeric month (``4 12 11:29:51 host CEF:0|...``), is not mistaken for a length.
+A message longer than the limit is never held in memory whole: its first bytes
+are kept for the dead-letter topic and the rest is skipped, so one bad sender
+cannot exhaust the listener.
+
+UDP carries no framing, but relays pack several lines into one datagram, and a
+raw LF is never valid inside a CEF message: :func:`split_datagram` cuts a
+datagram at LF and NUL as a newline-framed stream is cut.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from typing import Final
 
 _OCTET_PREFIX: Final = re.compile(rb"[1-9][0-9]{0,9} ")
 _MAX_PREFIX_BYTES: Final = 11  # ten digits and the space
+_PRI_START: Final = ord("<")
+_BARE_CEF: Final = b"CEF:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +119,19 @@ class FrameDecoder:
             if len(self._buffer) < _MAX_PREFIX_BYTES and self._buffer.isdigit():
                 return None  # the length may still be arriving
             return _NOT_OCTET
+        start = match.end()
+        starts = _message_starts(self._buffer, start)
+        if starts is None:
+            return None
+        if not starts:
+            return _NOT_OCTET
         length = int(match.group()[:-1])
         if length > self._max:
-            return self._oversized_octet_frame(match.end(), length)
-        end = match.end() + length
+            return self._oversized_octet_frame(start, length)
+        end = start + length
         if len(self._buffer) < end:
             return None
-        data = bytes(self._buffer[match.end() : end])
+        data = bytes(self._buffer[start:end])
         del self._buffer[:end]
         return Frame(data, octet_counted=True)
 
@@ -151,6 +166,42 @@ class _NotOctet:
 
 
 _NOT_OCTET: Final = _NotOctet()
+
+
+def _message_starts(buffer: bytearray, start: int) -> bool | None:
+    """Whether a syslog message starts at ``start``, right after ``LEN SP``.
+
+    True for ``<`` (PRI) or ``CEF:``; None while too few bytes arrived to tell.
+    """
+    if len(buffer) <= start:
+        return None
+    if buffer[start] == _PRI_START:
+        return True
+    opening = buffer[start : start + len(_BARE_CEF)]
+    if opening == _BARE_CEF:
+        return True
+    if len(opening) < len(_BARE_CEF) and _BARE_CEF.startswith(opening):
+        return None
+    return False
+
+
+def split_datagram(datagram: bytes, max_message_bytes: int) -> list[Frame]:
+    """The messages of one UDP datagram: one per LF- or NUL-terminated line.
+
+    Empty lines are dropped and a CR before the LF stays part of the message, as
+    on a newline-framed TCP stream. A line longer than the limit is cut to its
+    first ``max_message_bytes`` bytes and marked oversized.
+    """
+    if b"\x00" in datagram:
+        datagram = datagram.replace(b"\x00", b"\n")
+    lines = datagram.split(b"\n") if b"\n" in datagram else (datagram,)
+    return [
+        Frame(line)
+        if len(line) <= max_message_bytes
+        else Frame(line[:max_message_bytes], oversized=True)
+        for line in lines
+        if line
+    ]
 
 
 def _find_delimiter(buffer: bytearray) -> int:

@@ -6,20 +6,21 @@ import asyncio
 import logging
 import signal
 import ssl
-import time
 
 import uvloop
 
 from cefpipe.logconfig import configure_logging
 from cefpipe.metrics import Health, MetricsServer
 from cefpipe.settings import IngestSettings, Settings
+from ingest.binding import BindError
 from ingest.listener import SyslogListener
 from ingest.publisher import RawPublisher
 
 logger = logging.getLogger(__name__)
 
 _SHUTDOWN_FLUSH_SECS = 30.0
-_DELIVERY_STALL_SECS = 60.0
+# Messages queued this long with none delivered make ingest unhealthy.
+_DELIVERY_STALL_SECS = 30.0
 
 
 def run(settings: Settings) -> int:
@@ -29,23 +30,25 @@ def run(settings: Settings) -> int:
     try:
         # uvloop's sockets and callbacks cost less per message than asyncio's.
         return uvloop.run(_serve(settings))
-    except OSError as exc:
+    except (BindError, OSError) as exc:
         logger.error("ingest could not start: %s", exc)
         return 1
 
 
 async def _serve(settings: Settings) -> int:
     health = Health()
-    metrics_server = MetricsServer(
-        settings.metrics_bind_host, settings.ingest.metrics_port, health
-    ).start()
+    metrics_server = _metrics_server(settings, health)
     publisher = RawPublisher(settings)
     listener = SyslogListener(
         settings.ingest, publisher, settings.instance, _tls_context(settings.ingest)
     )
-    await listener.start()
+    try:
+        await listener.start()
+    except BindError:
+        metrics_server.stop()
+        raise
     health.register("listening", lambda: (True, f"bound {listener.bound}"))
-    health.register("kafka_delivery", lambda: _delivery_health(publisher))
+    health.register("kafka_delivery", lambda: publisher.health(_DELIVERY_STALL_SECS))
     logger.info(
         "syslog listening on %s: %s; publishing to %s at %s",
         settings.ingest.bind_host,
@@ -62,7 +65,9 @@ async def _serve(settings: Settings) -> int:
     await stop.wait()
 
     logger.info(
-        "stopping: closing listeners, then flushing %d queued messages",
+        "stopping: reading what senders already sent for up to %ss, then "
+        "flushing the %d messages queued for Kafka",
+        settings.ingest.shutdown_grace_secs,
         publisher.queued,
     )
     await listener.stop()
@@ -72,6 +77,15 @@ async def _serve(settings: Settings) -> int:
     return 0 if lost == 0 else 1
 
 
+def _metrics_server(settings: Settings, health: Health) -> MetricsServer:
+    host, port = settings.metrics_bind_host, settings.ingest.metrics_port
+    try:
+        server = MetricsServer(host, port, health)
+    except OSError as exc:
+        raise BindError("INGEST_METRICS_PORT", "metrics", host, port, exc) from exc
+    return server.start()
+
+
 def _tls_context(settings: IngestSettings) -> ssl.SSLContext | None:
     if settings.tls_cert_file is None or settings.tls_key_file is None:
         return None
@@ -79,14 +93,3 @@ def _tls_context(settings: IngestSettings) -> ssl.SSLContext | None:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
     return context
-
-
-def _delivery_health(publisher: RawPublisher) -> tuple[bool, str]:
-    if publisher.last_delivery_error is None:
-        return True, f"{publisher.queued} queued"
-    stalled = time.monotonic() - publisher.last_delivery_ok
-    healthy = stalled < _DELIVERY_STALL_SECS
-    return healthy, (
-        f"last delivery failed ({publisher.last_delivery_error}); "
-        f"no delivery for {stalled:.0f}s"
-    )

@@ -43,8 +43,19 @@ CONNECTIONS_OPEN = Gauge(
 )
 CONNECTIONS_REFUSED = Counter(
     "cefpipe_ingest_connections_refused",
-    "Stream connections closed on arrival, by reason.",
+    "Stream connections closed on arrival, by reason: sender_limit or total_limit "
+    "(every candidate for eviction was busy), or shutting_down.",
     ["reason"],
+)
+CONNECTIONS_EVICTED = Counter(
+    "cefpipe_ingest_connections_evicted",
+    "Idle stream connections closed to admit a new one, by the limit reached: "
+    "sender_limit or total_limit.",
+    ["reason"],
+)
+DATAGRAMS_KERNEL_DROPPED = Counter(
+    "cefpipe_ingest_kernel_dropped_datagrams",
+    "UDP datagrams the kernel dropped because the socket's receive buffer was full.",
 )
 PRODUCER_QUEUE = Gauge(
     "cefpipe_ingest_producer_queue_messages",

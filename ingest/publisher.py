@@ -1,9 +1,11 @@
 """Hand raw syslog messages to Kafka with confluent-kafka, and push back when full.
 
 The producer is idempotent with ``acks=all``, so a broker hiccup neither loses
-nor duplicates what it already accepted. When its local queue is full the
-listener must stop reading from senders (TCP flow control then slows them down)
-rather than spin or drop: :meth:`RawPublisher.publish` waits for room.
+nor duplicates what it already accepted, and a queued record waits for the broker
+however long it is away (``message.timeout.ms`` 0) instead of being failed after
+five minutes. The local queue is bounded in messages and in bytes; when it is
+full the listener must stop reading from senders (TCP flow control then slows
+them down) rather than spin or drop: :meth:`RawPublisher.publish` waits for room.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -28,6 +31,24 @@ _POLL_INTERVAL_SECS = 0.05
 _FULL_QUEUE_WAIT_SECS = 0.01
 
 
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """The librdkafka settings of ingest's producer."""
+    ingest = settings.ingest
+    return {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "client.id": f"cefpipe-ingest-{settings.instance}",
+        "enable.idempotence": True,
+        "acks": "all",
+        # 0 waits for the broker for ever; idempotence keeps the retries safe.
+        "message.timeout.ms": 0,
+        "compression.type": ingest.compression,
+        "linger.ms": ingest.linger_ms,
+        "queue.buffering.max.messages": ingest.queue_max_messages,
+        "queue.buffering.max.kbytes": ingest.queue_max_kbytes,
+        "message.max.bytes": max(1_048_576, ingest.max_message_bytes + 65_536),
+    }
+
+
 class RawPublisher:
     """Publishes raw messages and ingest's own dead letters.
 
@@ -40,25 +61,12 @@ class RawPublisher:
         self._topic = settings.kafka.topic_raw
         self._dead_letter_topic = settings.kafka.topic_dead_letter
         self._keyed = ingest.partitioning == "sender"
-        self._producer = Producer(
-            with_logger(
-                {
-                    "bootstrap.servers": settings.kafka.bootstrap_servers,
-                    "client.id": f"cefpipe-ingest-{settings.instance}",
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "compression.type": ingest.compression,
-                    "linger.ms": ingest.linger_ms,
-                    "queue.buffering.max.messages": ingest.queue_max_messages,
-                    "message.max.bytes": max(
-                        1_048_576, ingest.max_message_bytes + 65_536
-                    ),
-                }
-            )
-        )
+        self._producer = Producer(with_logger(producer_config(settings)))
         self._failures = RateLimitedLog(logger)
         self.last_delivery_error: str | None = None
         self.last_delivery_ok = time.monotonic()
+        # When the queue was last seen going from empty to holding messages.
+        self._waiting_since: float | None = None
 
     def try_publish(
         self, value: bytes, key: bytes, headers: KafkaHeaders, messages: int = 1
@@ -112,8 +120,45 @@ class RawPublisher:
         """Serve delivery reports until cancelled; they update metrics and health."""
         while True:
             self._producer.poll(0)
-            metrics.PRODUCER_QUEUE.set(len(self._producer))
+            queued = len(self._producer)
+            metrics.PRODUCER_QUEUE.set(queued)
+            if not queued:
+                self._waiting_since = None
+            elif self._waiting_since is None:
+                self._waiting_since = time.monotonic()
             await asyncio.sleep(_POLL_INTERVAL_SECS)
+
+    def stalled_secs(self) -> float:
+        """How long messages have been queued with none delivered; 0 if none wait.
+
+        Measured by :meth:`run_delivery_reports`, so 0 when that is not running.
+        """
+        since = self._waiting_since
+        if since is None:
+            return 0.0
+        return time.monotonic() - max(since, self.last_delivery_ok)
+
+    def health(self, stall_secs: float) -> tuple[bool, str]:
+        """Unhealthy when nothing was delivered for ``stall_secs`` though it should.
+
+        That is while messages wait in the queue (the broker is away: records
+        wait for it rather than fail), or after a delivery failed. Cheap and safe
+        to call from the metrics server's thread.
+        """
+        queued = self.queued
+        stalled = self.stalled_secs()
+        if stalled >= stall_secs:
+            return False, (
+                f"{queued} messages queued and none delivered for {stalled:.0f}s; "
+                "is the broker reachable?"
+            )
+        if self.last_delivery_error is None:
+            return True, f"{queued} queued"
+        since_ok = time.monotonic() - self.last_delivery_ok
+        return since_ok < stall_secs, (
+            f"last delivery failed ({self.last_delivery_error}); "
+            f"no delivery for {since_ok:.0f}s"
+        )
 
     def close(self, timeout_secs: float) -> int:
         """Deliver what is queued within ``timeout_secs``; return how many were not."""

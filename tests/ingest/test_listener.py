@@ -3,101 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import socket
-import ssl
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from cefpipe.settings import Settings
 from ingest.listener import SyslogListener
-from ingest.main import _tls_context
-from ingest.publisher import RawPublisher
 from tests.conftest import PipelineTopics
+from tests.ingest.helpers import CEF_LINE, send_tcp
 from tests.support.kafka import messages_of, read_messages, read_records
 
 pytestmark = pytest.mark.broker
-
-CEF_LINE = b"<134>Jan 15 09:07:03 fw-1 CEF:0|Acme|Wall|1.0|100|Allowed|3|src=192.0.2.1"
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
-@pytest.fixture
-async def listener(
-    kafka_bootstrap: str, pipeline_topics: PipelineTopics, tmp_path: Path
-) -> AsyncIterator[SyslogListener]:
-    cert, key = self_signed(tmp_path)
-    settings = Settings.from_env(
-        {
-            "CEFPIPE_HOME": str(tmp_path),
-            "CEFPIPE_INSTANCE": "ingest-under-test",
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "SYSLOG_PORT": "0",
-            "SYSLOG_TLS_PORT": "0",
-            "SYSLOG_TLS_CERT_FILE": str(cert),
-            "SYSLOG_TLS_KEY_FILE": str(key),
-            "SYSLOG_MAX_MESSAGE_BYTES": "2048",
-            "INGEST_RECORD_MAX_BYTES": "4096",
-            **pipeline_topics.env(),
-        }
-    )
-    publisher = RawPublisher(settings)
-    server = SyslogListener(
-        settings.ingest, publisher, settings.instance, _tls_context(settings.ingest)
-    )
-    await server.start()
-    reports = asyncio.create_task(publisher.run_delivery_reports())
-    try:
-        yield server
-    finally:
-        await server.stop()
-        reports.cancel()
-        assert publisher.close(30) == 0
-
-
-async def send_tcp(port: int, payload: bytes, tls: bool = False) -> None:
-    context = None
-    if tls:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
-    writer.write(payload)
-    await writer.drain()
-    writer.close()
-    await writer.wait_closed()
 
 
 async def test_tcp_messages_arrive_byte_for_byte_with_receiver_headers(
@@ -123,7 +39,7 @@ async def test_tcp_messages_arrive_byte_for_byte_with_receiver_headers(
         assert int(record.headers["received_at_us"]) >= before_us
 
 
-async def test_udp_datagram_is_one_message(
+async def test_udp_datagram_is_one_message_without_its_line_feed(
     listener: SyslogListener, kafka_bootstrap: str, pipeline_topics: PipelineTopics
 ) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -133,8 +49,22 @@ async def test_udp_datagram_is_one_message(
         read_records, kafka_bootstrap, pipeline_topics.raw, 1
     )
 
-    assert [r.value for r in records] == [CEF_LINE + b"\n"]
+    assert [r.value for r in records] == [CEF_LINE]
     assert records[0].headers["transport"] == b"udp"
+
+
+async def test_lines_packed_into_one_udp_datagram_become_separate_messages(
+    listener: SyslogListener, kafka_bootstrap: str, pipeline_topics: PipelineTopics
+) -> None:
+    first, second = CEF_LINE + b" cs1=ev12", CEF_LINE + b" cs1=ev13"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(first + b"\r\n" + second, ("127.0.0.1", listener.bound["udp"]))
+
+    messages = await asyncio.to_thread(
+        read_messages, kafka_bootstrap, pipeline_topics.raw, 2
+    )
+
+    assert messages == [first + b"\r", second]
 
 
 async def test_tls_connection_is_served(
