@@ -30,7 +30,6 @@ import datetime as dt
 import os
 import sqlite3
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -39,13 +38,13 @@ from pathlib import Path
 from bench.children import cpu_seconds, exit_on_sigterm, metric, peak_rss_mib
 from bench.corpus import receive_timed_messages
 from bench.emulator_api import EmulatorAdmin, UploadStats, upload_stats
-from bench.kafka import free_port, running_broker
+from bench.kafka import running_broker
 from bench.progress import percentile
 from bench.report import detail, options, rate, summary, work_dir
 from bench.senders import Blast, fleet, send_paced
 from cefpipe.schema import TABLE_NAME
 from cefpipe.settings import Settings
-from cefpipe.stack import Stack
+from cefpipe.stack import Stack, private_environment
 
 AGENTS = 8
 WARM_UP_SECS = 2.0
@@ -61,27 +60,10 @@ class Latency:
 
 
 def stack_env(work: Path, bootstrap: str) -> dict[str, str]:
-    """Settings for a private stack: own home, topics and free ports."""
-    suffix = uuid.uuid4().hex[:8]
-    emulator_port = free_port()
-    return {
-        **os.environ,
-        "CEFPIPE_HOME": str(work / "stack-home"),
-        "CEFPIPE_INSTANCE": "bench-e2e",
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "TOPIC_RAW": f"bench-e2e-raw-{suffix}",
-        "TOPIC_ENRICHED": f"bench-e2e-enriched-{suffix}",
-        "TOPIC_DEAD_LETTER": f"bench-e2e-dead-{suffix}",
-        "SYSLOG_PORT": str(free_port()),
-        "SYSLOG_TLS_PORT": str(free_port()),
-        "EMULATOR_PORT": str(emulator_port),
-        "EMULATOR_URL": f"https://127.0.0.1:{emulator_port}",
-        "INGEST_METRICS_PORT": str(free_port()),
-        "ENRICH_METRICS_PORT": str(free_port()),
-        "SINK_METRICS_PORT": str(free_port()),
-        "EMULATOR_METRICS_PORT": str(free_port()),
-        "TMPDIR": str(work),  # the enrich worker's Faust data directory
-    }
+    """Settings for a private stack: own home, topics, groups and free ports."""
+    env = private_environment(os.environ, work / "stack-home", "bench-e2e", bootstrap)
+    env["CEFPIPE_INSTANCE"] = "bench-e2e"
+    return env
 
 
 def stored_rows(database: Path) -> int:

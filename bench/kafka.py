@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -25,6 +24,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from cefpipe.kafka_broker import BrokerConfig, LocalBroker
+from cefpipe.ports import free_port
 from cefpipe.records import (
     HEADER_COLLECTOR,
     HEADER_PEER,
@@ -36,13 +36,6 @@ from cefpipe.topics import ensure_topics
 from ingest.publisher import producer_config
 
 PARTITIONS = 8  # the pipeline's default TOPIC_PARTITIONS
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 import tempfile
 import time
-import uuid
 from importlib import resources
 from pathlib import Path
 
@@ -23,51 +21,24 @@ from cefpipe.dead_letters import newest_dead_letters
 from cefpipe.logconfig import configure_logging
 from cefpipe.send import read_messages, send_tcp
 from cefpipe.settings import Settings
-from cefpipe.stack import Stack, StackError, describe
+from cefpipe.stack import Stack, StackError, describe, private_environment
 
 logger = logging.getLogger(__name__)
 
 _ROWS_TIMEOUT_SECS = 120.0
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def demo_environment(base: Settings) -> dict[str, str]:
     """A private home and free ports; an external broker gets private topics."""
     home = Path(tempfile.mkdtemp(prefix="cefpipe-demo-"))
-    env = dict(os.environ)
-    env.update(
-        {
-            "CEFPIPE_HOME": str(home),
-            "CEFPIPE_CACHE_DIR": str(base.cache_dir),
-            "SYSLOG_PORT": str(free_port()),
-            "SYSLOG_TLS_PORT": str(free_port()),
-            "EMULATOR_PORT": (emulator_port := str(free_port())),
-            "EMULATOR_URL": f"https://127.0.0.1:{emulator_port}",
-            "INGEST_METRICS_PORT": str(free_port()),
-            "ENRICH_METRICS_PORT": str(free_port()),
-            "SINK_METRICS_PORT": str(free_port()),
-            "EMULATOR_METRICS_PORT": str(free_port()),
-            "SINK_FLUSH_INTERVAL_SECS": "1",
-        }
+    env = private_environment(
+        os.environ,
+        home,
+        "cefpipe-demo",
+        base.kafka.bootstrap_servers if base.kafka.external else None,
     )
-    if base.kafka.external:
-        suffix = uuid.uuid4().hex[:8]
-        env.update(
-            {
-                "TOPIC_RAW": f"cefpipe-demo-raw-{suffix}",
-                "TOPIC_ENRICHED": f"cefpipe-demo-enriched-{suffix}",
-                "TOPIC_DEAD_LETTER": f"cefpipe-demo-dead-letter-{suffix}",
-            }
-        )
-    else:
-        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-        env["KAFKA_BROKER_PORT"] = str(free_port())
-        env["KAFKA_CONTROLLER_PORT"] = str(free_port())
+    env["CEFPIPE_CACHE_DIR"] = str(base.cache_dir)
+    env["SINK_FLUSH_INTERVAL_SECS"] = "1"
     return env
 
 
@@ -136,7 +107,7 @@ def _replay_and_report(settings: Settings, sample: Path, messages: list[bytes]) 
     _print_dead_letters(settings)
     print(
         f"state kept in {settings.home}; to query it again:\n"
-        f"  CEFPIPE_HOME={settings.home} cefpipe query all-attacks --json",
+        f"  CEFPIPE_HOME={settings.home} {sys.argv[0]} query all-attacks --json",
         flush=True,
     )
     return 0 if stored == wanted else 1

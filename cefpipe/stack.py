@@ -21,12 +21,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from cefpipe.kafka_broker import BrokerError, LocalBroker, is_reachable
 from cefpipe.kafka_command import broker_config
 from cefpipe.logconfig import configure_logging
+from cefpipe.ports import free_port
 from cefpipe.settings import Settings
 from cefpipe.topics import ensure_topics, pipeline_topics
 
@@ -207,6 +210,47 @@ class Stack:
         except OSError:
             return "(no log)"
         return lines[-1][:500] if lines else "(empty log)"
+
+
+def private_environment(
+    base: Mapping[str, str], home: Path, name: str, bootstrap: str | None = None
+) -> dict[str, str]:
+    """Settings for a stack of its own beside any other: a home and free ports.
+
+    With ``bootstrap`` the stack uses that broker, with topics and consumer
+    groups named after ``name`` and a random suffix so it touches nobody else's
+    data; without it the stack starts its own broker on free ports.
+    """
+    emulator_port = free_port()
+    env = {
+        **base,
+        "CEFPIPE_HOME": str(home),
+        "SYSLOG_PORT": str(free_port()),
+        "SYSLOG_TLS_PORT": str(free_port()),
+        "EMULATOR_PORT": str(emulator_port),
+        "EMULATOR_URL": f"https://127.0.0.1:{emulator_port}",
+        "INGEST_METRICS_PORT": str(free_port()),
+        "ENRICH_METRICS_PORT": str(free_port()),
+        "SINK_METRICS_PORT": str(free_port()),
+        "EMULATOR_METRICS_PORT": str(free_port()),
+    }
+    if bootstrap is None:
+        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        env["KAFKA_BROKER_PORT"] = str(free_port())
+        env["KAFKA_CONTROLLER_PORT"] = str(free_port())
+        return env
+    suffix = f"{name}-{uuid.uuid4().hex[:8]}"
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "TOPIC_RAW": f"{suffix}-raw",
+            "TOPIC_ENRICHED": f"{suffix}-enriched",
+            "TOPIC_DEAD_LETTER": f"{suffix}-dead-letter",
+            "ENRICH_CONSUMER_GROUP": f"{suffix}-enrich",
+            "SINK_CONSUMER_GROUP": f"{suffix}-sink",
+        }
+    )
+    return env
 
 
 def check_health(url: str, timeout_secs: float = 2.0) -> tuple[bool, dict[str, object]]:

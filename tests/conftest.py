@@ -10,7 +10,6 @@ never see each other's records.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,17 +18,11 @@ from pathlib import Path
 import pytest
 
 from cefpipe.kafka_broker import BrokerConfig, LocalBroker
+from cefpipe.ports import free_port
 from cefpipe.settings import DEFAULT_KAFKA_VERSION
 from cefpipe.topics import ensure_topics
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

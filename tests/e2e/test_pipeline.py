@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from cefpipe.settings import Settings
-from cefpipe.stack import Stack
+from cefpipe.stack import Stack, private_environment
 from emulator.store import read_rows
-from tests.conftest import REPO_ROOT, PipelineTopics, free_port
+from tests.conftest import REPO_ROOT
 from tests.support.kafka import read_records
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -46,31 +46,16 @@ def contrast_cases() -> list[dict[str, Any]]:
 def running_stack(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Settings, dict[str, str]]]:
-    home = tmp_path_factory.mktemp("stack-home")
-    suffix = os.urandom(4).hex()
-    topics = PipelineTopics(
-        raw=f"e2e-raw-{suffix}",
-        enriched=f"e2e-enriched-{suffix}",
-        dead_letter=f"e2e-dead-letter-{suffix}",
+    env = private_environment(
+        os.environ, tmp_path_factory.mktemp("stack-home"), "e2e", kafka_bootstrap
     )
-    emulator_port = free_port()
-    env = {
-        **os.environ,
-        "CEFPIPE_HOME": str(home),
-        "CEFPIPE_INSTANCE": "e2e-collector",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "TOPIC_PARTITIONS": "4",
-        "SYSLOG_PORT": str(free_port()),
-        "SYSLOG_TLS_PORT": str(free_port()),
-        "EMULATOR_PORT": str(emulator_port),
-        "EMULATOR_URL": f"https://127.0.0.1:{emulator_port}",
-        "INGEST_METRICS_PORT": str(free_port()),
-        "ENRICH_METRICS_PORT": str(free_port()),
-        "SINK_METRICS_PORT": str(free_port()),
-        "EMULATOR_METRICS_PORT": str(free_port()),
-        "SINK_FLUSH_INTERVAL_SECS": "0.5",
-        **topics.env(),
-    }
+    env.update(
+        {
+            "CEFPIPE_INSTANCE": "e2e-collector",
+            "TOPIC_PARTITIONS": "4",
+            "SINK_FLUSH_INTERVAL_SECS": "0.5",
+        }
+    )
     settings = Settings.from_env(env)
     stack = Stack(settings, env)
     stack.start()

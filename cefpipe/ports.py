@@ -1,0 +1,16 @@
+"""Free loopback ports, for stacks that must not collide with a running one."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    The port is released before returning, so another process could take it in
+    between; callers bind it soon after.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
