@@ -105,8 +105,9 @@ def parse_extension(text: str) -> tuple[dict[str, str], tuple[str, ...]]:
         key wins) and the keys that were duplicated.
     """
     # One C-level split cuts " k1=v1  k2=v2" into ["", k1, v1, k2, v2, ...],
-    # the spaces before each key dropped. Values need more work only when the
-    # text holds other whitespace to trim, or escapes.
+    # the run of spaces before each key dropped: that is all a value loses at
+    # its end, but for the last one, which the strip below trims of spaces,
+    # TABs and line ends. Values need more work only when they hold escapes.
     body = text.strip(_BLANK)
     parts = _NEXT_KEY.split(" " + body)
     if parts[0]:
@@ -115,10 +116,7 @@ def parse_extension(text: str) -> tuple[dict[str, str], tuple[str, ...]]:
     next(pairs)
     values = dict(zip(pairs, pairs, strict=False))
 
-    if "\t" in body or "\r" in body or "\n" in body:
-        for key, raw in values.items():
-            values[key] = unescape_value(raw.rstrip(_BLANK))
-    elif "\\" in body:
+    if "\\" in body:
         for key, raw in values.items():
             if "\\" in raw:
                 values[key] = _VALUE_ESCAPE.sub(_decode_value_escape, raw)

@@ -127,9 +127,13 @@ def test_extension_tab_is_not_a_separator() -> None:
     assert parse_extension("a=x\tb=y")[0] == {"a": "x\tb=y"}
 
 
-def test_extension_values_are_right_trimmed_of_tab_cr_lf() -> None:
-    values, _ = parse_extension("a=x\t\r b=done \t\r\n")
-    assert values == {"a": "x", "b": "done"}
+def test_a_value_loses_only_the_space_run_before_the_next_key() -> None:
+    values, _ = parse_extension("a=x\t\r   b=done \t\r\n")
+    assert values == {"a": "x\t\r", "b": "done"}
+
+
+def test_the_last_value_is_right_trimmed_of_space_tab_and_line_ends() -> None:
+    assert parse_extension("a=1 msg=done \t\r")[0] == {"a": "1", "msg": "done"}
 
 
 def test_extension_trim_happens_before_unescaping() -> None:
