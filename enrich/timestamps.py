@@ -55,7 +55,7 @@ _MONTH_LAYOUT = re.compile(
     re.ASCII,
 )
 _RFC3339_ZULU = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z", re.ASCII
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,7})?Z", re.ASCII
 )
 _ISO_LAYOUT = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2})"
@@ -226,6 +226,10 @@ def _closest_year(
 
 
 def _format(moment: datetime, fraction: str) -> str:
-    """``moment`` (naive, UTC, whole seconds) as ISO 8601 plus the source's fraction."""
+    """``moment`` (naive, UTC, whole seconds) as ISO 8601 plus the source's fraction.
+
+    Log Analytics keeps datetimes to 100 ns: digits past the seventh are cut.
+    """
+    fraction = fraction[:7]
     stamp = moment.isoformat()
     return f"{stamp}.{fraction}Z" if fraction else stamp + "Z"
