@@ -159,8 +159,9 @@ def _build_row(
         contrast.add_rule_and_outcome(row, extensions)
 
     # TODO: an rt far from the receive time (a ten-digit epoch read as
-    # milliseconds lands in 1970) still becomes TimeGenerated; how old a
-    # TimeGenerated the service accepts is unverified, so no window applies yet.
+    # milliseconds lands in 1970) still becomes TimeGenerated, flagged and
+    # counted but not replaced: whether the service re-stamps or drops such
+    # rows is unverified, and the stated rule is rt first.
     row["TimeGenerated"] = (
         receipt_time(extensions, envelope.received_at_us)
         or syslog.timestamp
