@@ -31,6 +31,8 @@ from cefpipe.records import (
     header,
     unpack_messages,
 )
+from cefpipe.settings import Settings
+from enrich.app import producer_config
 from enrich.pipeline import Enriched, Envelope, encode_row, enrich
 
 _BATCH_RECORDS = 2000  # ENRICH_BATCH_MAX_EVENTS's default
@@ -45,9 +47,8 @@ def _convert(record: Message, producer: Producer, enriched: str, dead: str) -> N
     peer, collector = header(headers, HEADER_PEER), header(headers, HEADER_COLLECTOR)
     partition, offset, key = record.partition(), record.offset(), record.key()
     for index, message in enumerate(messages):
-        envelope = Envelope(
-            int(received), peer, collector, f"{partition}-{offset}-{index}"
-        )
+        row_id = f"{partition}-{offset}-{index}-{received}"  # as enrich.batch does
+        envelope = Envelope(int(received), peer, collector, row_id)
         outcome = enrich(message, envelope)
         if isinstance(outcome, Enriched):
             _produce(producer, enriched, encode_row(outcome.row), key)
@@ -80,15 +81,8 @@ def run(bootstrap: str, raw: str, enriched: str, dead: str, group: str) -> int:
             "enable.auto.commit": False,
         }
     )
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "compression.type": "lz4",
-            "linger.ms": 5,
-        }
-    )
+    settings = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+    producer = Producer({**producer_config(settings), "client.id": "bench-bare-enrich"})
     consumer.subscribe([raw])
     while not stopping:
         records = [

@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.children import Children, cefpipe_argv, wait_healthy
 from bench.kafka import free_port, set_env
+from cefpipe.settings import CA_FILE_NAME, certs_dir
 from emulator.ingestion import MAX_CONTENT_LENGTH_BYTES
 
 
@@ -42,7 +43,7 @@ class EmulatorAdmin:
 
     @property
     def ca_file(self) -> Path:
-        return self.home / "certs" / "ca.pem"
+        return certs_dir(self.home) / CA_FILE_NAME
 
     def env(self) -> dict[str, str]:
         """Settings that point a sink (or the SDK) at this emulator."""

@@ -10,7 +10,6 @@ dead-lettered, and stops everything.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from cefpipe.dead_letters import newest_dead_letters
 from cefpipe.logconfig import configure_logging
 from cefpipe.send import read_messages, send_tcp
-from cefpipe.settings import Settings
+from cefpipe.settings import Settings, process_environment
 from cefpipe.stack import Stack, StackError, describe, private_environment
 
 logger = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ def demo_environment(base: Settings) -> dict[str, str]:
     """A private home and free ports; an external broker gets private topics."""
     home = Path(tempfile.mkdtemp(prefix="cefpipe-demo-"))
     env = private_environment(
-        os.environ,
+        process_environment(),
         home,
         "cefpipe-demo",
         base.kafka.bootstrap_servers if base.kafka.external else None,

@@ -16,16 +16,24 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
+    Counter,
     generate_latest,
 )
+
+from cefpipe.binding import BindError
 
 logger = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], tuple[bool, str]]
+
+# Shared by every stage; each process only ever sets its own stage label.
+ERRORS = Counter("cefpipe_errors", "Errors by stage and kind.", ["stage", "kind"])
 
 
 @dataclass
@@ -64,13 +72,16 @@ def kafka_reachable_check(bootstrap_servers: str) -> HealthCheck:
 
     A worker whose broker is gone has nothing to do and looks idle, not broken;
     this check makes the outage visible on ``/healthz`` and to ``cefpipe status``.
+    One client serves every request, so a check costs a metadata request.
     """
-    from cefpipe.kafka_broker import is_reachable
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
 
     def check() -> tuple[bool, str]:
-        if is_reachable(bootstrap_servers, timeout_secs=1.0):
-            return True, f"broker answers at {bootstrap_servers}"
-        return False, f"no broker answers at {bootstrap_servers}"
+        try:
+            admin.list_topics(timeout=1.0)
+        except KafkaException:
+            return False, f"no broker answers at {bootstrap_servers}"
+        return True, f"broker answers at {bootstrap_servers}"
 
     return check
 
@@ -87,9 +98,14 @@ class MetricsServer:
         port: int,
         health: Health,
         registry: CollectorRegistry = REGISTRY,
+        port_setting: str = "the metrics port",
     ) -> None:
+        """Bind at once; a taken port raises a BindError naming ``port_setting``."""
         handler = _make_handler(health, registry)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise BindError(port_setting, "metrics", host, port, exc) from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="metrics-http", daemon=True

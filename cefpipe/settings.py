@@ -22,6 +22,23 @@ LOCAL_CLIENT_SECRET = "cefpipe-local-secret"  # noqa: S105 - the emulator's own
 LOCAL_DCR_IMMUTABLE_ID = "dcr-cefpipe-local"
 DEFAULT_STREAM_NAME = "Custom-CefpipeCommonSecurityLog"
 DEFAULT_KAFKA_VERSION = "4.0.2"
+# A Kafka broker takes records up to about 1 MiB by default (message.max.bytes);
+# syslog payloads, alone or packed, stay under this so their record fits.
+MAX_KAFKA_RECORD_PAYLOAD_BYTES = 960 * 1024
+
+
+# The emulator's certificate authority, which a local sink trusts.
+CA_FILE_NAME = "ca.pem"
+
+
+def certs_dir(home: Path) -> Path:
+    """Where the emulator keeps its certificates under ``home``."""
+    return home / "certs"
+
+
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment, handed to the children it starts."""
+    return dict(os.environ)
 
 
 class SettingsError(ValueError):
@@ -108,24 +125,24 @@ class SinkSettings:
     tenant_id: str
     client_id: str
     client_secret: Secret
-    authority_host: str | None = None
-    uses_local_emulator: bool = False
-    consumer_group: str = "cefpipe-sink"
-    flush_interval_secs: float = 5.0
-    max_batch_bytes: int = 1_000_000
-    max_batch_raw_bytes: int = 48 * 1024 * 1024
-    max_batch_rows: int = 100_000
-    max_in_flight: int = 4
-    max_buffered_bytes: int = 128 * 1024 * 1024
-    max_requests_per_minute: int = 12_000
-    max_bytes_per_minute: int = 2_000_000_000
-    retry_max_secs: float = 900.0
-    retry_initial_backoff_secs: float = 1.0
-    retry_max_backoff_secs: float = 60.0
-    connect_timeout_secs: float = 10.0
-    read_timeout_secs: float = 60.0
-    shutdown_grace_secs: float = 30.0
-    metrics_port: int = 9103
+    authority_host: str | None
+    uses_local_emulator: bool
+    consumer_group: str
+    flush_interval_secs: float
+    max_batch_bytes: int
+    max_batch_raw_bytes: int
+    max_batch_rows: int
+    max_in_flight: int
+    max_buffered_bytes: int
+    max_requests_per_minute: int
+    max_bytes_per_minute: int
+    retry_max_secs: float
+    retry_initial_backoff_secs: float
+    retry_max_backoff_secs: float
+    connect_timeout_secs: float
+    read_timeout_secs: float
+    shutdown_grace_secs: float
+    metrics_port: int
 
 
 @dataclass(frozen=True)
@@ -161,11 +178,11 @@ class Settings:
 
     @property
     def certs_dir(self) -> Path:
-        return self.home / "certs"
+        return certs_dir(self.home)
 
     @property
-    def emulator_ca_file(self) -> Path:
-        return self.certs_dir / "ca.pem"
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
 
     @property
     def emulator_db_file(self) -> Path:
@@ -235,7 +252,9 @@ class _Env:
         value = self.optional(name)
         return Path(value).expanduser() if value else None
 
-    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+    def integer(
+        self, name: str, default: int, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         raw = self._env.get(name, "").strip()
         if not raw:
             return default
@@ -245,6 +264,8 @@ class _Env:
             raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
         if value < minimum:
             raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise SettingsError(f"{name} must be at most {maximum}, got {value}")
         return value
 
     def number(self, name: str, default: float, minimum: float = 0.0) -> float:
@@ -334,7 +355,10 @@ def _load_ingest(env: _Env) -> IngestSettings:
         tls_cert_file=cert,
         tls_key_file=key,
         max_message_bytes=env.integer(
-            "SYSLOG_MAX_MESSAGE_BYTES", 256 * 1024, minimum=64
+            "SYSLOG_MAX_MESSAGE_BYTES",
+            256 * 1024,
+            minimum=64,
+            maximum=MAX_KAFKA_RECORD_PAYLOAD_BYTES,
         ),
         max_connections=env.integer("SYSLOG_MAX_CONNECTIONS", 4000, minimum=1),
         max_connections_per_sender=env.integer(
@@ -352,7 +376,11 @@ def _load_ingest(env: _Env) -> IngestSettings:
             "INGEST_QUEUE_MAX_KBYTES", 256 * 1024, minimum=1024
         ),
         partitioning=env.choice("INGEST_PARTITIONING", "sender", ("sender", "spread")),
-        record_max_bytes=env.integer("INGEST_RECORD_MAX_BYTES", 256 * 1024),
+        record_max_bytes=env.integer(
+            "INGEST_RECORD_MAX_BYTES",
+            256 * 1024,
+            maximum=MAX_KAFKA_RECORD_PAYLOAD_BYTES,
+        ),
         metrics_port=env.port("INGEST_METRICS_PORT", 9101),
     )
 
@@ -370,7 +398,7 @@ def _load_sink(env: _Env, home: Path, emulator: EmulatorSettings) -> SinkSetting
 
     ca_file = env.optional_path("SENTINEL_CA_FILE")
     if ca_file is None and local:
-        ca_file = home / "certs" / "ca.pem"
+        ca_file = certs_dir(home) / CA_FILE_NAME
     authority = env.optional("AZURE_AUTHORITY_HOST")
     if authority is None and local:
         authority = emulator.url

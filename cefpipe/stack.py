@@ -13,7 +13,6 @@ import contextlib
 import ctypes
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from cefpipe.kafka_broker import BrokerError, LocalBroker, is_reachable
 from cefpipe.kafka_command import broker_config
 from cefpipe.logconfig import configure_logging
 from cefpipe.ports import free_port
-from cefpipe.settings import Settings
+from cefpipe.settings import Settings, process_environment
 from cefpipe.topics import ensure_topics, pipeline_topics
 
 logger = logging.getLogger(__name__)
@@ -82,10 +81,10 @@ class Stack:
         self, settings: Settings, env: Mapping[str, str] | None = None
     ) -> None:
         self.settings = settings
-        self._env = dict(os.environ if env is None else env)
+        self._env = process_environment() if env is None else dict(env)
         self._broker: LocalBroker | None = None
         self.children = components(settings)
-        self._log_dir = settings.home / "logs"
+        self._log_dir = settings.logs_dir
 
     def start(self) -> None:
         """Bring up Kafka, the topics and every child; raise StackError on failure."""
@@ -302,7 +301,7 @@ def describe(settings: Settings) -> str:
     ]
     for child in components(settings):
         lines.append(f"{child.name + ':':10} {child.metrics_url}  (health: /healthz)")
-    lines.append(f"state:     {settings.home}   logs: {settings.home / 'logs'}")
+    lines.append(f"state:     {settings.home}   logs: {settings.logs_dir}")
     return "\n".join(lines)
 
 

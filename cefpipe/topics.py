@@ -35,7 +35,10 @@ def ensure_topics(
             already existing.
     """
     admin = AdminClient(with_logger({"bootstrap.servers": bootstrap_servers}))
-    existing = admin.list_topics(timeout=timeout_secs).topics
+    cluster = admin.list_topics(timeout=timeout_secs)
+    existing = cluster.topics
+    # Three copies where the cluster has three brokers, else as many as it has.
+    replication = max(1, min(3, len(cluster.brokers)))
     for name in names:
         if name in existing and len(existing[name].partitions) < partitions:
             logger.warning(
@@ -46,9 +49,7 @@ def ensure_topics(
                 partitions,
             )
     wanted = [
-        NewTopic(
-            name, num_partitions=partitions, replication_factor=_replication(admin)
-        )
+        NewTopic(name, num_partitions=partitions, replication_factor=replication)
         for name in names
         if name not in existing
     ]
@@ -63,12 +64,6 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-
-
-def _replication(admin: AdminClient) -> int:
-    """Three copies where the cluster has three brokers, else as many as it has."""
-    brokers = len(admin.list_topics(timeout=10).brokers)
-    return max(1, min(3, brokers))
 
 
 def run(settings: Settings) -> int:

@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from cefpipe.settings import CA_FILE_NAME
+
 logger = logging.getLogger(__name__)
 
 CA_VALIDITY: Final = dt.timedelta(days=3650)
@@ -56,7 +58,7 @@ class TlsFiles:
     @classmethod
     def in_dir(cls, certs_dir: Path) -> TlsFiles:
         return cls(
-            ca_cert=certs_dir / "ca.pem",
+            ca_cert=certs_dir / CA_FILE_NAME,
             ca_key=certs_dir / "ca-key.pem",
             server_cert=certs_dir / "emulator.pem",
             server_key=certs_dir / "emulator-key.pem",

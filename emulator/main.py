@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 
+from cefpipe.binding import BindError
 from cefpipe.logconfig import configure_logging
 from cefpipe.metrics import Health, MetricsServer
 from cefpipe.settings import Settings
@@ -32,7 +33,7 @@ def run(settings: Settings) -> int:
         return 2
     try:
         asyncio.run(_serve(settings, emulator))
-    except OSError as exc:
+    except (BindError, OSError) as exc:
         logger.error("emulator could not start: %s", exc)
         return 1
     return 0
@@ -51,7 +52,10 @@ async def _serve(settings: Settings, emulator: Emulator) -> None:
         health = Health()
         health.register("https", lambda: (True, emulator.url))
         metrics = MetricsServer(
-            settings.metrics_bind_host, settings.emulator.metrics_port, health
+            settings.metrics_bind_host,
+            settings.emulator.metrics_port,
+            health,
+            port_setting="EMULATOR_METRICS_PORT",
         ).start()
         try:
             await stopping.wait()

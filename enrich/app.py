@@ -45,12 +45,23 @@ class EnrichRuntime:
     """What the health checks and the shutdown hook need to see of a running app."""
 
     app: faust.App
-    producer: Producer
     enricher: BatchEnricher
     # Faust insists on a data directory even without tables; removed at exit.
     workdir: tempfile.TemporaryDirectory[str]
     last_heartbeat: float = field(default_factory=time.monotonic)
     batches: int = 0
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """The librdkafka settings of the producer that writes rows and dead letters."""
+    return {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "client.id": f"cefpipe-enrich-{settings.instance}",
+        "enable.idempotence": True,
+        "acks": "all",
+        "compression.type": "lz4",
+        "linger.ms": 5,
+    }
 
 
 def build_app(settings: Settings) -> EnrichRuntime:
@@ -81,20 +92,9 @@ def build_app(settings: Settings) -> EnrichRuntime:
         # A raw record may pack hundreds of messages: few records in memory.
         stream_buffer_maxsize=_TAKE_MAX_RECORDS,
     )
-    producer = Producer(
-        with_logger(
-            {
-                "bootstrap.servers": kafka.bootstrap_servers,
-                "client.id": f"cefpipe-enrich-{settings.instance}",
-                "enable.idempotence": True,
-                "acks": "all",
-                "compression.type": "lz4",
-                "linger.ms": 5,
-            }
-        )
-    )
+    producer = Producer(with_logger(producer_config(settings)))
     enricher = BatchEnricher(producer, kafka.topic_enriched, kafka.topic_dead_letter)
-    runtime = EnrichRuntime(app, producer, enricher, workdir)
+    runtime = EnrichRuntime(app, enricher, workdir)
 
     raw_topic = app.topic(kafka.topic_raw, key_type=bytes, value_type=bytes)
     batch_max = settings.enrich.batch_max_events
@@ -132,7 +132,7 @@ def build_app(settings: Settings) -> EnrichRuntime:
     async def flush_producer(
         sender: faust.App, /, *args: Any, signal: Any, **kwargs: Any
     ) -> None:
-        remaining = producer.flush(30.0)
+        remaining = enricher.flush(30.0)
         if remaining:
             logger.error(
                 "%d enriched records were not delivered at shutdown", remaining

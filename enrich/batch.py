@@ -38,6 +38,9 @@ from enrich.pipeline import Enriched, Envelope, encode_row, enrich
 
 logger = logging.getLogger(__name__)
 
+_ENVELOPE_HEADERS: Final = frozenset(
+    {HEADER_RECEIVED_AT_US, HEADER_PEER, HEADER_COLLECTOR, HEADER_MESSAGES}
+)
 # CEF versions the spec defines; others are accepted and counted.
 _COMMON_VERSIONS: Final = frozenset({"0", "1"})
 _RETRY_BACKOFF_SECS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -172,14 +175,14 @@ class BatchEnricher:
     ) -> list[_Outgoing]:
         outgoing: list[_Outgoing] = []
         for record in records:
+            envelope, packed = _read_headers(record)
             try:
-                messages = _messages(record)
+                messages = _messages(record, packed)
             except MalformedRecordError as exc:
                 batch.messages += 1
                 outgoing.append(self._malformed(record, str(exc), batch))
                 continue
             batch.messages += len(messages)
-            envelope = _envelope(record)
             for index, value in enumerate(messages):
                 outgoing.append(
                     self._convert_message(record, index, value, envelope, batch)
@@ -195,11 +198,7 @@ class BatchEnricher:
         batch: InFlightBatch,
     ) -> _Outgoing:
         source = f"{record.topic}/{record.partition}/{record.offset}/{index}"
-        # Unique across topics and stacks feeding one workspace, stable across
-        # redeliveries: where the message sits in Kafka and when it arrived.
-        # Unique across topics and stacks feeding one workspace, and stable
-        # across redeliveries: where the message sits in Kafka, when it arrived.
-        row_id = f"{record.partition}-{record.offset}-{index}-{envelope.received_at_us}"
+        row_id = row_id_for(record, index, envelope.received_at_us)
         outcome = enrich(
             value,
             Envelope(
@@ -338,12 +337,21 @@ class BatchEnricher:
             self._problems.log(
                 logging.WARNING,
                 f"rejected:{reason}",
-                "dead-lettered %d raw records as %s",
+                "dead-lettered %d messages as %s",
                 count,
                 reason,
             )
         metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
         metrics.BATCH_EVENTS.observe(batch.size)
+
+
+def row_id_for(record: RawRecord, index: int, received_at_us: int) -> str:
+    """The id a message's row carries in AdditionalExtensions.
+
+    Unique across topics and stacks feeding one workspace, and stable across
+    redeliveries: where the message sits in Kafka, and when it arrived.
+    """
+    return f"{record.partition}-{record.offset}-{index}-{received_at_us}"
 
 
 def batches_by_messages(
@@ -368,10 +376,14 @@ def batches_by_messages(
         yield start, len(records)
 
 
-def _messages(record: RawRecord) -> list[bytes]:
-    """The syslog messages a raw record carries (see :mod:`cefpipe.records`)."""
+def _messages(record: RawRecord, packed: str | None) -> list[bytes]:
+    """The syslog messages a raw record carries (see :mod:`cefpipe.records`).
+
+    Args:
+        record: the raw record.
+        packed: its ``messages`` header, None for a record of one message.
+    """
     value = record.value or b""
-    packed = header(record.headers, HEADER_MESSAGES)
     if packed is None:
         return [value]
     if not packed.isdigit():
@@ -384,19 +396,25 @@ def _without_packing(headers: Sequence[tuple[str, bytes]] | None) -> KafkaHeader
     return [(name, value) for name, value in headers or () if name != HEADER_MESSAGES]
 
 
-def _envelope(record: RawRecord) -> Envelope:
-    headers = record.headers
-    received = header(headers, HEADER_RECEIVED_AT_US)
-    received_at_us = (
-        int(received)
-        if received and received.isdigit()
-        else int(record.timestamp * 1e6)
+def _read_headers(record: RawRecord) -> tuple[Envelope, str | None]:
+    """The record's envelope and its ``messages`` header, in one pass."""
+    found: dict[str, bytes] = {}
+    for name, value in record.headers or ():
+        if name in _ENVELOPE_HEADERS and isinstance(value, bytes):
+            found[name] = value
+    received = found.get(HEADER_RECEIVED_AT_US, b"")
+    envelope = Envelope(
+        received_at_us=(
+            int(received) if received.isdigit() else int(record.timestamp * 1e6)
+        ),
+        peer=_text(found.get(HEADER_PEER)),
+        collector=_text(found.get(HEADER_COLLECTOR)),
     )
-    return Envelope(
-        received_at_us=received_at_us,
-        peer=header(headers, HEADER_PEER),
-        collector=header(headers, HEADER_COLLECTOR),
-    )
+    return envelope, _text(found.get(HEADER_MESSAGES))
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
 
 
 def _count_oddities(outcome: Enriched) -> None:

@@ -1,7 +1,7 @@
 """Parse a CEF payload into its seven header fields and its extension pairs.
 
-The rules follow the ArcSight CEF standard where it speaks and the choices of the
-project's reference notes where producers stray from it:
+The rules follow the ArcSight CEF standard where it speaks, and what the
+producers seen in the field need where they stray from it:
 
 * Header: exactly seven fields, each ended by an unescaped ``|``. ``\\\\`` and
   ``\\|`` are unescaped, and ``\\=`` too (the Java agent writes it); any other

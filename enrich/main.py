@@ -13,6 +13,7 @@ import time
 import faust
 import uvloop
 
+from cefpipe.binding import BindError
 from cefpipe.logconfig import configure_logging
 from cefpipe.metrics import Health, MetricsServer, kafka_reachable_check
 from cefpipe.settings import Settings
@@ -34,14 +35,13 @@ def run(settings: Settings) -> int:
     health.register("kafka", kafka_reachable_check(settings.kafka.bootstrap_servers))
     try:
         metrics_server = MetricsServer(
-            settings.metrics_bind_host, settings.enrich.metrics_port, health
-        ).start()
-    except OSError as exc:
-        logger.error(
-            "cannot serve metrics on port %s (ENRICH_METRICS_PORT): %s",
+            settings.metrics_bind_host,
             settings.enrich.metrics_port,
-            exc,
-        )
+            health,
+            port_setting="ENRICH_METRICS_PORT",
+        ).start()
+    except BindError as exc:
+        logger.error("enrich could not start: %s", exc)
         return 1
     logger.info(
         "enriching %s into %s (dead letters to %s) at %s",

@@ -1,8 +1,10 @@
-"""What the enrich stage counts; incremented once per batch, not per event."""
+"""What the enrich stage counts: per batch where it can, per event only for rarities."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
+
+from cefpipe.metrics import ERRORS as ERRORS  # this stage's errors, by kind
 
 MESSAGES_CONSUMED = Counter(
     "cefpipe_enrich_messages_consumed",
@@ -18,7 +20,7 @@ ROWS_PRODUCED = Counter(
 )
 MESSAGES_REJECTED = Counter(
     "cefpipe_enrich_messages_rejected",
-    "Raw records that could not become a row and went to the dead-letter topic.",
+    "Syslog messages that could not become a row and went to the dead-letter topic.",
     ["reason"],
 )
 VALUES_TRUNCATED = Counter(
@@ -42,11 +44,6 @@ UNUSUAL_CEF_VERSIONS = Counter(
 DELIVERY_RETRIES = Counter(
     "cefpipe_enrich_delivery_retries",
     "Records produced again after Kafka refused them.",
-)
-ERRORS = Counter(
-    "cefpipe_errors",
-    "Errors by stage and kind.",
-    ["stage", "kind"],
 )
 BATCH_SECONDS = Histogram(
     "cefpipe_enrich_batch_seconds",

@@ -1,7 +1,8 @@
 """One raw syslog message in, one CommonSecurityLog row (or a rejection) out.
 
 ``enrich`` is the single entry point every caller shares: the Faust stage calls
-it once per Kafka record and ``cefpipe parse`` once per input line. It is pure
+it once per syslog message of a raw record and ``cefpipe parse`` once per input
+line. It is pure
 (no I/O, no logging, no clock: the receive time comes in the envelope) and never
 raises, whatever the bytes, so a bad message becomes a dead letter, not a crash.
 """
@@ -112,7 +113,7 @@ def _enrich(raw: bytes, envelope: Envelope) -> Enriched | Rejection:
     except CefSyntaxError as exc:
         return Rejection(exc.reason, exc.message)
 
-    row, extensions_cut = _build_row(event, syslog, envelope)
+    row, extensions_cut, event_time = _build_row(event, syslog, envelope)
     truncated = _truncate_long_values(row) if _may_be_too_long(text, envelope) else ()
     if extensions_cut:
         truncated = ("AdditionalExtensions", *truncated)
@@ -121,16 +122,17 @@ def _enrich(raw: bytes, envelope: Envelope) -> Enriched | Rejection:
         truncated,
         event.duplicate_keys,
         event.version,
-        _out_of_window(row["TimeGenerated"], envelope.received_at_us),
+        event_time is not None and _out_of_window(event_time, envelope.received_at_us),
     )
 
 
 def _build_row(
     event: CefEvent, syslog: SyslogEnvelope, envelope: Envelope
-) -> tuple[Row, bool]:
+) -> tuple[Row, bool, str | None]:
     """Columns in a stable order: time, origin, header, extension, record fields.
 
-    Returns the row and whether AdditionalExtensions had to be shortened.
+    Returns the row, whether AdditionalExtensions had to be shortened, and the
+    event's own time when TimeGenerated came from it rather than from receipt.
     """
     row: Row = {"TimeGenerated": ""}
     computer = syslog.hostname or _peer_host(envelope.peer)
@@ -162,12 +164,9 @@ def _build_row(
     # milliseconds lands in 1970) still becomes TimeGenerated, flagged and
     # counted but not replaced: whether the service re-stamps or drops such
     # rows is unverified, and the stated rule is rt first.
-    row["TimeGenerated"] = (
-        receipt_time(extensions, envelope.received_at_us)
-        or syslog.timestamp
-        or format_receive_time(envelope.received_at_us)
-    )
-    return row, extensions_cut
+    event_time = receipt_time(extensions, envelope.received_at_us) or syslog.timestamp
+    row["TimeGenerated"] = event_time or format_receive_time(envelope.received_at_us)
+    return row, extensions_cut, event_time
 
 
 def _join_extensions(pairs: list[str]) -> tuple[str, bool]:
@@ -199,10 +198,8 @@ def _join_extensions(pairs: list[str]) -> tuple[str, bool]:
     return ";".join(pairs), True
 
 
-def _out_of_window(time_generated: str | int | float, received_at_us: int) -> bool:
+def _out_of_window(time_generated: str, received_at_us: int) -> bool:
     """Whether an event time lies further from receipt than the service accepts."""
-    if not isinstance(time_generated, str):
-        return False
     try:
         moment = datetime.fromisoformat(time_generated)
     except ValueError:

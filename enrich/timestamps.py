@@ -4,7 +4,7 @@ The datetime columns (TimeGenerated, StartTime, EndTime) take ISO 8601 in UTC.
 Sources write times in many shapes: CEF allows epoch milliseconds and eight
 ``MMM dd [yyyy] HH:mm:ss[.SSS] [zone]`` layouts, vendors add ISO 8601, and syslog
 prefixes carry their own. Every result keeps the fraction digits the source had,
-so no precision is invented or lost.
+up to the seven (100 ns) Log Analytics stores, so no precision is invented.
 """
 
 from __future__ import annotations

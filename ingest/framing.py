@@ -52,8 +52,8 @@ class FrameDecoder:
     def __init__(self, max_message_bytes: int) -> None:
         self._max = max_message_bytes
         self._buffer = bytearray()
-        # When skipping the tail of an oversized frame: bytes still to drop for
-        # an octet-counted frame, or -1 to drop up to the next delimiter.
+        # When skipping the tail of an oversized frame: bytes still to drop of
+        # an octet-counted frame, or (the flag) everything up to the next delimiter.
         self._skip_octets = 0
         self._skip_to_delimiter = False
         self.empty_frames = 0

@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+from cefpipe.binding import BindError, bind
 from cefpipe.ratelog import RateLimitedLog
 from cefpipe.records import (
     HEADER_COLLECTOR,
@@ -39,7 +40,6 @@ from cefpipe.records import (
 )
 from cefpipe.settings import IngestSettings
 from ingest import metrics, udp_socket
-from ingest.binding import BindError, bind
 from ingest.connections import (
     SENDER_LIMIT,
     TOTAL_LIMIT,
@@ -345,8 +345,12 @@ class SyslogListener:
                 "%s connection from %s ended: %s", sender.transport, sender.address, exc
             )
         except Exception:
+            metrics.ERRORS.labels("ingest", "connection").inc()
             logger.exception(
-                "%s connection from %s failed", sender.transport, sender.address
+                "%s connection from %s failed; what it sent after the last "
+                "published message is lost",
+                sender.transport,
+                sender.address,
             )
         finally:
             self._connections.remove(connection)

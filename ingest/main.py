@@ -9,10 +9,10 @@ import ssl
 
 import uvloop
 
+from cefpipe.binding import BindError
 from cefpipe.logconfig import configure_logging
 from cefpipe.metrics import Health, MetricsServer
 from cefpipe.settings import IngestSettings, Settings
-from ingest.binding import BindError
 from ingest.listener import SyslogListener
 from ingest.publisher import RawPublisher
 
@@ -79,11 +79,7 @@ async def _serve(settings: Settings) -> int:
 
 def _metrics_server(settings: Settings, health: Health) -> MetricsServer:
     host, port = settings.metrics_bind_host, settings.ingest.metrics_port
-    try:
-        server = MetricsServer(host, port, health)
-    except OSError as exc:
-        raise BindError("INGEST_METRICS_PORT", "metrics", host, port, exc) from exc
-    return server.start()
+    return MetricsServer(host, port, health, port_setting="INGEST_METRICS_PORT").start()
 
 
 def _tls_context(settings: IngestSettings) -> ssl.SSLContext | None:

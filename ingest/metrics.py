@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from cefpipe.metrics import ERRORS as ERRORS  # this stage's errors, by kind
+
 MESSAGES_RECEIVED = Counter(
     "cefpipe_ingest_messages_received",
     "Syslog messages cut from the wire, by transport.",
@@ -30,11 +32,6 @@ MESSAGES_DEAD_LETTERED = Counter(
 EMPTY_FRAMES = Counter(
     "cefpipe_ingest_empty_frames",
     "Zero-length frames (consecutive delimiters): framing, not messages.",
-)
-ERRORS = Counter(
-    "cefpipe_errors",
-    "Errors by stage and kind.",
-    ["stage", "kind"],
 )
 CONNECTIONS_OPEN = Gauge(
     "cefpipe_ingest_connections_open",

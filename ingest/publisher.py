@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from cefpipe.kafka_logging import with_logger
 from cefpipe.ratelog import RateLimitedLog
@@ -45,7 +45,9 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "linger.ms": ingest.linger_ms,
         "queue.buffering.max.messages": ingest.queue_max_messages,
         "queue.buffering.max.kbytes": ingest.queue_max_kbytes,
-        "message.max.bytes": max(1_048_576, ingest.max_message_bytes + 65_536),
+        # Settings keep payloads under MAX_KAFKA_RECORD_PAYLOAD_BYTES; this
+        # leaves room for the packing's frames and the headers.
+        "message.max.bytes": 1_048_576,
     }
 
 
@@ -71,7 +73,11 @@ class RawPublisher:
     def try_publish(
         self, value: bytes, key: bytes, headers: KafkaHeaders, messages: int = 1
     ) -> bool:
-        """Queue one raw record of ``messages`` messages; False if the queue is full."""
+        """Queue one raw record of ``messages`` messages; False if the queue is full.
+
+        A record the client refuses outright (it cannot ever be sent) counts as
+        a failed delivery, like one the broker refuses later.
+        """
         try:
             self._producer.produce(
                 self._topic,
@@ -84,6 +90,8 @@ class RawPublisher:
             )
         except BufferError:
             return False
+        except KafkaException as exc:
+            self._delivery_failed(exc.args[0], messages)
         return True
 
     async def publish(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -121,7 +121,6 @@ class BatchBuilder:
         self._pending_raw = 0  # raw bytes fed since the last sync flush
         self._rows: list[Row] = []
         self._raw_bytes = 0  # fed so far, opening bracket and commas included
-        self._sync_flushes = 0
         self._sealed = False
         self.created_at = clock()
 
@@ -141,10 +140,6 @@ class BatchBuilder:
     @property
     def is_empty(self) -> bool:
         return not self._rows
-
-    @property
-    def sync_flushes(self) -> int:
-        return self._sync_flushes
 
     def offer(self, row: Row) -> Offer:
         """Add ``row`` if the batch stays within every limit.
@@ -217,7 +212,6 @@ class BatchBuilder:
         self._emit(self._compressor.flush(zlib.Z_SYNC_FLUSH))
         self._exact_bytes = self._emitted
         self._pending_raw = 0
-        self._sync_flushes += 1
 
     def _emit(self, output: bytes) -> None:
         if output:
@@ -249,8 +243,3 @@ def build_batches(
     if not builder.is_empty:
         batches.append(builder.seal())
     return batches, too_large
-
-
-def rows_of(batches: Sequence[Batch]) -> list[Row]:
-    """Every row of ``batches``, in order."""
-    return [row for batch in batches for row in batch.rows]

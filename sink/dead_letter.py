@@ -44,6 +44,13 @@ class Rejection:
     detail: str = ""
 
 
+# A row too large for any request, found before it was sent.
+TOO_LARGE_FOR_ANY_REQUEST = Rejection(
+    reason=REASON_ROW_TOO_LARGE,
+    message="The row does not fit in one request even on its own.",
+)
+
+
 Acked = Callable[[Row, Rejection], None]
 Failed = Callable[[Row, Rejection, str], None]
 

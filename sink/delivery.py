@@ -23,6 +23,7 @@ from sink.dead_letter import (
     REASON_RETRIES_EXHAUSTED,
     REASON_ROW_REJECTED,
     REASON_ROW_TOO_LARGE,
+    TOO_LARGE_FOR_ANY_REQUEST,
     Rejection,
 )
 from sink.ratelimit import RateLimiter
@@ -190,11 +191,14 @@ class Delivery:
                 self._credential.renew()
                 token_renewed = True
                 continue
-            if verdict.action is Action.SPLIT:
-                self._split(batch, attempt, verdict, work, report)
-                return deadline
-            if verdict.action is Action.BISECT:
-                self._bisect(batch, attempt, verdict, work, report)
+            # TODO: a SINK_MAX_BATCH_BYTES above the service's limit makes every
+            # full batch pay one 413 before its split; the limit is not learned.
+            # TODO: when every row is bad (a stream declaration that no longer
+            # matches the rows), bisection spends about 2n requests before it has
+            # dead-lettered them all; stopping after a few all-bad levels and
+            # treating it as a configuration fault would save the rate budget.
+            if verdict.action in (Action.SPLIT, Action.BISECT):
+                self._halve(batch, attempt, verdict, work, report)
                 return deadline
             if verdict.action is Action.CONFIG_FAULT:
                 self._hold_for_fault(batch, attempt, verdict)
@@ -243,7 +247,7 @@ class Delivery:
             return False
         return True
 
-    def _split(
+    def _halve(
         self,
         batch: Batch,
         attempt: Attempt,
@@ -251,20 +255,21 @@ class Delivery:
         work: list[Batch],
         report: DeliveryReport,
     ) -> None:
-        """Too large for the service: send each half on its own."""
-        # TODO: a SINK_MAX_BATCH_BYTES above the service's limit makes every
-        # full batch pay one 413 before its split; the limit is not learned.
+        """Send each half of a refused batch on its own, until a row stands alone.
+
+        For a batch too large for the service (split) and for one the service
+        calls bad (bisect: one bad row among n costs about 2·log2(n) extra
+        requests); a lone row is dead-lettered with the service's verdict.
+        """
+        too_large = verdict.action is Action.SPLIT
         if len(batch.rows) == 1:
-            rejection = Rejection(
-                reason=REASON_ROW_TOO_LARGE,
-                message="The service refused this row as too large even on its own.",
-                detail=_detail(attempt),
-            )
-            _reject(report, batch.rows, rejection)
+            _reject(report, batch.rows, _refused_alone(attempt, too_large))
             return
+        outcome = "split" if too_large else "bisected"
         logger.warning(
-            "batch too large for the service, splitting rows=%d wire_bytes=%d "
+            "service refused a batch, halving it (%s) rows=%d wire_bytes=%d "
             "status=%s code=%s request_id=%s batch_id=%s",
+            outcome,
             len(batch.rows),
             batch.wire_bytes,
             attempt.status,
@@ -272,44 +277,7 @@ class Delivery:
             attempt.request_id,
             batch.batch_id,
         )
-        metrics.BATCHES.labels(outcome="split").inc()
-        work[:0] = self._rebuild_halves(batch, report)
-
-    def _bisect(
-        self,
-        batch: Batch,
-        attempt: Attempt,
-        verdict: Verdict,
-        work: list[Batch],
-        report: DeliveryReport,
-    ) -> None:
-        """The service calls the body bad: halve it until the bad rows stand alone.
-
-        One bad row among n costs about 2·log2(n) extra requests.
-        """
-        # TODO: when every row is bad (a stream declaration that no longer
-        # matches the rows), bisection spends about 2n requests before it has
-        # dead-lettered them all; stopping after a few all-bad levels and
-        # treating it as a configuration fault would save the rate budget.
-        if len(batch.rows) == 1:
-            rejection = Rejection(
-                reason=REASON_ROW_REJECTED,
-                message="The service refused this row: "
-                + (attempt.message or f"HTTP {attempt.status}"),
-                detail=_detail(attempt),
-            )
-            _reject(report, batch.rows, rejection)
-            return
-        logger.warning(
-            "service refused a batch, bisecting to find the bad rows rows=%d "
-            "status=%s code=%s request_id=%s batch_id=%s",
-            len(batch.rows),
-            attempt.status,
-            attempt.error_code,
-            attempt.request_id,
-            batch.batch_id,
-        )
-        metrics.BATCHES.labels(outcome="bisected").inc()
+        metrics.BATCHES.labels(outcome=outcome).inc()
         work[:0] = self._rebuild_halves(batch, report)
 
     def _rebuild_halves(self, batch: Batch, report: DeliveryReport) -> list[Batch]:
@@ -317,7 +285,7 @@ class Delivery:
         for rows in batch.halves():
             rebuilt, too_large = build_batches(rows, self._limits, self._clock)
             halves.extend(rebuilt)
-            _reject(report, too_large, _TOO_LARGE_LOCALLY)
+            _reject(report, too_large, TOO_LARGE_FOR_ANY_REQUEST)
         return halves
 
     def _hold_for_fault(self, batch: Batch, attempt: Attempt, verdict: Verdict) -> None:
@@ -367,10 +335,20 @@ class Delivery:
         return not self._cancel.wait(secs)
 
 
-_TOO_LARGE_LOCALLY = Rejection(
-    reason=REASON_ROW_TOO_LARGE,
-    message="The row does not fit in one request even on its own.",
-)
+def _refused_alone(attempt: Attempt, too_large: bool) -> Rejection:
+    """Why the service's refusal of a single row dead-letters it."""
+    if too_large:
+        return Rejection(
+            reason=REASON_ROW_TOO_LARGE,
+            message="The service refused this row as too large even on its own.",
+            detail=_detail(attempt),
+        )
+    return Rejection(
+        reason=REASON_ROW_REJECTED,
+        message="The service refused this row: "
+        + (attempt.message or f"HTTP {attempt.status}"),
+        detail=_detail(attempt),
+    )
 
 
 def _reject(report: DeliveryReport, rows: Iterable[Row], rejection: Rejection) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, Producer
 
+from cefpipe.binding import BindError
 from cefpipe.kafka_logging import with_logger
 from cefpipe.logconfig import configure_logging
 from cefpipe.metrics import Health, MetricsServer, kafka_reachable_check
@@ -139,8 +140,17 @@ def run(settings: Settings) -> int:
         sink.uses_local_emulator,
     )
     app = SinkApp.build(settings)
-    server = MetricsServer(settings.metrics_bind_host, sink.metrics_port, app.health)
-    server.start()
+    try:
+        server = MetricsServer(
+            settings.metrics_bind_host,
+            sink.metrics_port,
+            app.health,
+            port_setting="SINK_METRICS_PORT",
+        ).start()
+    except BindError as exc:
+        logger.error("sink could not start: %s", exc)
+        app.close()
+        return 1
     _stop_on_signals(app.worker)
     try:
         return app.worker.run()

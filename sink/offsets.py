@@ -41,7 +41,10 @@ class OffsetTracker:
 
     def track(self, partition: int, offset: int) -> None:
         """Record that ``offset`` was consumed and is now the sink's to finish."""
-        self._partitions.setdefault(partition, _PartitionProgress()).open.append(offset)
+        progress = self._partitions.get(partition)
+        if progress is None:
+            progress = self._partitions[partition] = _PartitionProgress()
+        progress.open.append(offset)
 
     def done(self, partition: int, offset: int) -> None:
         """Record that the row at ``offset`` is delivered or dead-lettered.

@@ -24,7 +24,7 @@ from sink import metrics
 from sink.batch import Batch, BatchBuilder, BatchLimits, Offer, build_batches
 from sink.dead_letter import (
     REASON_NOT_A_JSON_OBJECT,
-    REASON_ROW_TOO_LARGE,
+    TOO_LARGE_FOR_ANY_REQUEST,
     DeadLetterWriter,
     Rejection,
 )
@@ -45,10 +45,6 @@ _DEAD_LETTER_RETRY_SECS = 5.0
 _DEAD_LETTER_FLUSH_SECS = 5.0
 _RESUME_FRACTION = 0.8  # resume reading once buffered bytes fall below 80% of the cap
 
-_TOO_LARGE = Rejection(
-    reason=REASON_ROW_TOO_LARGE,
-    message="The row does not fit in one request even on its own.",
-)
 _NOT_AN_OBJECT = Rejection(
     reason=REASON_NOT_A_JSON_OBJECT,
     message="The record is not a JSON object, so it cannot be an upload row.",
@@ -229,7 +225,7 @@ class SinkWorker:
             builder = BatchBuilder(self._limits.batch, self._clock)
             offer = builder.offer(row)
         if offer is Offer.TOO_LARGE:
-            self._dead_letter([row], _TOO_LARGE)
+            self._dead_letter([row], TOO_LARGE_FOR_ANY_REQUEST)
         self._open = None if builder.is_empty else builder
 
     def _seal_if_old(self) -> None:
